@@ -1,0 +1,252 @@
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from timezone_field import TimeZoneField
+
+from campaigns.phone import E164Field
+
+AGENTS_GROUP = "Agents"
+SUPERVISORS_GROUP = "Supervisors"
+
+MIDNIGHT = datetime.time(0, 0)
+
+
+class Campaign(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(
+        default=True, help_text="An inactive campaign takes no new conversations."
+    )
+    time_zone = TimeZoneField(
+        default="UTC",
+        use_pytz=False,
+        help_text="Opening hours, holidays and today's statistics follow this time zone.",
+    )
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OpeningHours(models.Model):
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField(help_text="00:00 means midnight at the end of the day.")
+
+    class Meta:
+        ordering = ["campaign", "weekday", "opens"]
+        verbose_name = "opening hours"
+        verbose_name_plural = "opening hours"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=F("opens")) | Q(closes=MIDNIGHT),
+                name="opening_hours_closes_after_opens",
+                violation_error_message="The closing time must be after the opening time.",
+            ),
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6),
+                name="opening_hours_weekday_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        closes = "24:00" if self.closes == MIDNIGHT else self.closes.strftime("%H:%M")
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{closes}"
+
+    @property
+    def closes_minutes(self) -> int:
+        """Minutes after midnight at closing, with 00:00 read as the end of the day."""
+        if self.closes == MIDNIGHT:
+            return 24 * 60
+        return self.closes.hour * 60 + self.closes.minute
+
+    @property
+    def opens_minutes(self) -> int:
+        return self.opens.hour * 60 + self.opens.minute
+
+
+class Holiday(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField(help_text="Closed all day, in the campaign's time zone.")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["campaign", "date"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "date"],
+                name="holiday_unique_per_campaign_date",
+                violation_error_message="This campaign already has a holiday on that date.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.date:%Y-%m-%d})"
+
+
+class Member(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        limit_choices_to={"groups__name": AGENTS_GROUP},
+    )
+    penalty = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="0–100. Agents with a lower penalty are offered work first.",
+    )
+    position = models.PositiveIntegerField(
+        default=0, help_text="Order for the linear and round-robin-ordered strategies."
+    )
+    active = models.BooleanField(
+        default=True, help_text="Untick to pause this agent in this campaign."
+    )
+
+    class Meta:
+        ordering = ["campaign", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "agent"],
+                name="member_unique_per_campaign",
+                violation_error_message="This agent is already a member of the campaign.",
+            ),
+            models.CheckConstraint(
+                condition=Q(penalty__lte=100),
+                name="member_penalty_at_most_100",
+                violation_error_message="The penalty must be between 0 and 100.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} in {self.campaign}"
+
+    def clean(self) -> None:
+        if self.agent_id and not self.agent.groups.filter(name=AGENTS_GROUP).exists():
+            raise ValidationError(
+                {"agent": f"{self.agent} is not in the {AGENTS_GROUP} group, so cannot take work."}
+            )
+
+
+class Disposition(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="dispositions")
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["campaign", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "name"],
+                name="disposition_unique_per_campaign",
+                violation_error_message="This campaign already has a disposition with that name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentProfile(models.Model):
+    class Status(models.TextChoices):
+        AVAILABLE = "available", "Available"
+        BREAK = "break", "On break"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OFFLINE)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    capacity = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="How many conversations this agent handles at once.",
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_assignment_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(capacity__gte=1),
+                name="agent_capacity_at_least_one",
+                violation_error_message="Capacity must be at least 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["available", "break", "offline"]),
+                name="agent_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_status_display()})"
+
+
+class Blacklist(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    is_opt_out_list = models.BooleanField(
+        default=False,
+        help_text="Kept by the system from customers' STOP/START messages for one connector.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BlacklistEntry(models.Model):
+    blacklist = models.ForeignKey(Blacklist, on_delete=models.CASCADE, related_name="entries")
+    number = E164Field(help_text="International format, e.g. +14155550123.")
+    reason = models.CharField(max_length=255, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["blacklist", "number"]
+        verbose_name_plural = "blacklist entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blacklist", "number"],
+                name="blacklist_entry_unique_number",
+                violation_error_message="This number is already on the list.",
+            ),
+            models.CheckConstraint(
+                condition=Q(number__regex=r"^\+[1-9][0-9]{1,14}$"),
+                name="blacklist_entry_number_e164",
+                violation_error_message="The number must be in E.164 format.",
+            ),
+        ]
+        indexes = [models.Index(fields=["number"], name="blacklist_entry_number_idx")]
+
+    def __str__(self) -> str:
+        return self.number
