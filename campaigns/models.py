@@ -1,6 +1,7 @@
 import datetime
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -164,6 +165,27 @@ class Disposition(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AgentManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(groups__name=AGENTS_GROUP)
+
+
+class Agent(User):
+    """The users in the Agents group, so supervisors manage agents, not all users.
+
+    A proxy: supervisors get permissions on it without the User admin, which
+    would let them grant themselves superuser rights.
+    """
+
+    objects = AgentManager()
+
+    class Meta:
+        proxy = True
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
 
 
 class AgentProfile(models.Model):
