@@ -1,7 +1,7 @@
 import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import User, UserManager
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -10,6 +10,7 @@ from django.utils import timezone
 from timezone_field import TimeZoneField
 
 from campaigns.phone import E164Field
+from contactcenter.exceptions import ApplicationError
 
 AGENTS_GROUP = "Agents"
 SUPERVISORS_GROUP = "Supervisors"
@@ -29,6 +30,10 @@ class Campaign(models.Model):
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Round-robin memory: the member the rrmemory/rrordered strategies served last.
+    rr_last_member = models.ForeignKey(
+        "Member", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -167,7 +172,11 @@ class Disposition(models.Model):
         return self.name
 
 
-class AgentManager(models.Manager):
+class AgentManager(UserManager):
+    # UserManager's normalize_email is needed by User.clean(); it is not
+    # needed in migrations, where the proxy has no manager of its own.
+    use_in_migrations = False
+
     def get_queryset(self):
         return super().get_queryset().filter(groups__name=AGENTS_GROUP)
 
@@ -272,3 +281,212 @@ class BlacklistEntry(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class Interaction(models.Model):
+    """One customer conversation in one campaign over one channel."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        ASSIGNED = "assigned", "Assigned"
+        TRANSFERRING = "transferring", "Transferring"
+        FINISHED = "finished", "Finished"
+        TIMED_OUT = "timed_out", "Timed out"
+        REJECTED = "rejected", "Rejected"
+        ABANDONED = "abandoned", "Abandoned"
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound (agent-started)"
+
+    class RejectReason(models.TextChoices):
+        CHANNEL_DISABLED = "channel_disabled", "Channel disabled"
+        BLACKLISTED = "blacklisted", "Sender blacklisted"
+        OUT_OF_HOURS = "out_of_hours", "Out of hours"
+        QUEUE_FULL = "queue_full", "Queue full"
+        CAMPAIGN_INACTIVE = "campaign_inactive", "Campaign inactive"
+
+    # The states in which a customer's next message joins this conversation.
+    OPEN_STATUSES = (Status.QUEUED, Status.ASSIGNED, Status.TRANSFERRING)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="interactions")
+    channel_kind = models.CharField(max_length=16, default="sms")
+    customer_number = E164Field()
+    direction = models.CharField(
+        max_length=16, choices=Direction.choices, default=Direction.INBOUND
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reject_reason = models.CharField(max_length=32, choices=RejectReason.choices, blank=True)
+    close_reason = models.CharField(max_length=64, blank=True)
+
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="interactions",
+    )
+    disposition = models.ForeignKey(
+        Disposition, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # While TRANSFERRING: the agent offered the conversation. `agent` stays
+    # the one who transferred it until the offer is accepted.
+    transfer_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="offered_transfers",
+    )
+    transfer_deadline_at = models.DateTimeField(null=True, blank=True)
+    transfer_note = models.CharField(max_length=255, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    queue_deadline_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    left_queue_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    service_level_met = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one open conversation per customer per campaign, so two
+            # messages arriving at once cannot open two conversations.
+            models.UniqueConstraint(
+                fields=["campaign", "channel_kind", "customer_number"],
+                condition=Q(status__in=["queued", "assigned", "transferring"]),
+                name="interaction_one_open_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["assigned", "transferring"]) | Q(agent__isnull=False),
+                name="interaction_assigned_has_agent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | ~Q(reject_reason=""),
+                name="interaction_rejected_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="transferring") | Q(transfer_to__isnull=False),
+                name="interaction_transferring_has_target",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "queued_at"],
+                condition=Q(status="queued"),
+                name="interaction_queue_idx",
+            ),
+            models.Index(
+                fields=["queue_deadline_at"],
+                condition=Q(status="queued", queue_deadline_at__isnull=False),
+                name="interaction_queue_deadline_idx",
+            ),
+            models.Index(
+                fields=["agent", "status"],
+                condition=Q(status__in=["assigned", "transferring"]),
+                name="interaction_agent_load_idx",
+            ),
+            models.Index(fields=["campaign", "created_at"], name="interaction_campaign_day_idx"),
+            models.Index(
+                fields=["transfer_deadline_at"],
+                condition=Q(status="transferring", transfer_deadline_at__isnull=False),
+                name="interaction_transfer_due_idx",
+            ),
+            models.Index(
+                fields=["transfer_to"],
+                condition=Q(status="transferring"),
+                name="interaction_offers_idx",
+            ),
+            # leastrecent and fewestcalls read each agent's finished work per campaign.
+            models.Index(
+                fields=["campaign", "agent", "finished_at"], name="interaction_agent_history_idx"
+            ),
+            # Statistics: who left the queue when (assigned, timed out, abandoned).
+            models.Index(fields=["campaign", "queued_at"], name="interaction_entered_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer_number} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    def check_transition(self, to_status: str) -> None:
+        """Refuse a status change that ALLOWED_TRANSITIONS does not list."""
+        if to_status not in ALLOWED_TRANSITIONS[self.status]:
+            raise ApplicationError(
+                f"Conversation #{self.pk} is {self.get_status_display().lower()}; "
+                f"it cannot become {self.Status(to_status).label.lower()}."
+            )
+
+
+class AgentStatusEvent(models.Model):
+    """Every change of an agent's status, for reports and the dashboard."""
+
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="status_events"
+    )
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["agent", "created_at"], name="agent_status_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.from_status} → {self.to_status}"
+
+
+class InteractionEvent(models.Model):
+    """The audit trail: one row per status transition and per notable action."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system", "System"
+        CUSTOMER = "customer", "Customer"
+        AGENT = "agent", "Agent"
+        SUPERVISOR = "supervisor", "Supervisor"
+        BOT = "bot", "Bot"
+
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    actor = models.CharField(max_length=16, choices=Actor.choices, default=Actor.SYSTEM)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["interaction", "created_at"], name="event_interaction_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status or '∅'} ({self.reason})"
+
+
+_S = Interaction.Status
+# The one map of legal status changes; "" is a conversation being created.
+# Transfers to another campaign and bots that requeue go back to QUEUED; a
+# timeout bot may give a TIMED_OUT conversation another chance in a queue.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "": frozenset({_S.QUEUED, _S.ASSIGNED, _S.REJECTED}),
+    _S.QUEUED: frozenset({_S.ASSIGNED, _S.TIMED_OUT, _S.ABANDONED, _S.FINISHED}),
+    _S.ASSIGNED: frozenset({_S.TRANSFERRING, _S.QUEUED, _S.FINISHED}),
+    _S.TRANSFERRING: frozenset({_S.ASSIGNED, _S.QUEUED, _S.FINISHED}),
+    _S.TIMED_OUT: frozenset({_S.QUEUED}),
+    _S.FINISHED: frozenset(),
+    _S.REJECTED: frozenset(),
+    _S.ABANDONED: frozenset(),
+}

@@ -122,13 +122,15 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = BASE_DIR / "var" / "celery-broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Without it kombu writes its exchange tables to ./control.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -138,7 +140,11 @@ CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic tasks, declared here once; the database scheduler copies them into
+# django-celery-beat's tables, where the admin shows them.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-sms": {"task": "sms_channel.tasks.sweep_stale_sms_task", "schedule": 15.0},
+}
 
 # TLS-only settings follow the public URL: an https deployment gets secure
 # cookies, HSTS and redirects; a plain-http demo or test run does not.
@@ -149,12 +155,15 @@ SECURE_SSL_REDIRECT = USE_TLS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if USE_TLS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = USE_TLS
 SECURE_HSTS_PRELOAD = False
+# Preloading commits the whole domain and its subdomains to HTTPS in browsers
+# for months: the domain owner's decision, so `check --deploy` must not demand it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if env.bool("TRUST_X_FORWARDED_PROTO", default=USE_TLS):
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL] if PUBLIC_BASE_URL else []
 SESSION_COOKIE_HTTPONLY = True
-X_FRAME_OPTIONS = "SAMEORIGIN"
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
@@ -164,3 +173,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Twilio's REST API; point it at a local fake or a proxy to test without Twilio.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+TWILIO_TIMEOUT_SECONDS = 10

@@ -1,10 +1,12 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from bots.models import Bot
-from campaigns.models import Blacklist, Campaign
+from campaigns.models import Blacklist, Campaign, Interaction
 from campaigns.phone import E164Field
 from sms_channel.crypto import EncryptedTextField, mask
 
@@ -141,6 +143,12 @@ class SmsChannel(models.Model):
         default=Strategy.RINGALL,
         help_text="How queued conversations are distributed to the campaign's agents.",
     )
+    agents_may_pick = models.BooleanField(
+        "agents may pick from the queue",
+        default=False,
+        help_text="Let agents take any waiting conversation from their pending list, "
+        "whatever the strategy (ring all always lets them).",
+    )
     service_level_seconds = models.PositiveIntegerField(
         "service level (s)",
         default=20,
@@ -165,6 +173,15 @@ class SmsChannel(models.Model):
     out_of_hours_message = models.TextField(
         blank=True,
         help_text="Sent to a customer who writes outside the opening hours; empty = no reply.",
+    )
+    out_of_hours_repeat_hours = models.PositiveIntegerField(
+        "repeat out-of-hours message after (h)",
+        default=12,
+        help_text="A customer gets the out-of-hours message at most once in this many hours.",
+    )
+    queue_full_message = models.TextField(
+        blank=True,
+        help_text="Sent when max interactions are already waiting; empty = no reply.",
     )
     inbound_blacklist_enabled = models.BooleanField(
         "inbound blacklist",
@@ -258,3 +275,94 @@ class SmsChannel(models.Model):
                 errors.setdefault("phone_number", "An enabled channel needs a phone number.")
         if errors:
             raise ValidationError(errors)
+
+
+class Message(models.Model):
+    """One SMS in or out. Inbound rows are unique by the provider's SID."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        AGENT = "agent", "Agent"
+        BOT = "bot", "Bot"
+        SYSTEM = "system", "System"
+
+    class Purpose(models.TextChoices):
+        CONVERSATION = "conversation", "Conversation"
+        OUT_OF_HOURS = "out_of_hours", "Out-of-hours reply"
+        QUEUE_FULL = "queue_full", "Queue-full reply"
+        OPT_OUT = "opt_out", "Opt-out keyword"
+        OPT_IN = "opt_in", "Opt-in keyword"
+        HELP = "help", "Help keyword"
+
+    class Status(models.TextChoices):
+        # Ours, before the provider has it.
+        QUEUED = "queued", "Queued"
+        # Twilio's delivery statuses.
+        ACCEPTED = "accepted", "Accepted"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERED = "undelivered", "Undelivered"
+        FAILED = "failed", "Failed"
+        READ = "read", "Read"
+        CANCELED = "canceled", "Canceled"
+        PARTIALLY_DELIVERED = "partially_delivered", "Partially delivered"
+        RECEIVED = "received", "Received"
+
+    channel = models.ForeignKey(SmsChannel, on_delete=models.PROTECT, related_name="messages")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.PROTECT, null=True, blank=True, related_name="sms_messages"
+    )
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    sender = models.CharField(max_length=8, choices=Sender.choices)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.CONVERSATION)
+    from_number = E164Field()
+    to_number = E164Field()
+    body = models.TextField(blank=True)
+    media = models.JSONField(default=list, blank=True)
+    provider_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=24, choices=Status.choices)
+    error_code = models.CharField(max_length=16, blank=True)
+    error_message = models.CharField(max_length=255, blank=True)
+    # Outbound delivery bookkeeping (see sms_channel.services.sms_deliver).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next send attempt is due; while an attempt runs it is pushed
+    # ahead as a lease, so a second worker leaves the message alone.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set before calling the provider, cleared on a definite answer: if set
+    # at the next attempt, the last one crashed or timed out, so the provider
+    # is asked whether it has the message before sending again.
+    outcome_unknown = models.BooleanField(default=False)
+    # True when an attempt's outcome was unknown and the provider showed no
+    # trace of it, so the message was sent again and may arrive twice.
+    duplicate_possible = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["interaction", "created_at"], name="message_interaction_idx"),
+            models.Index(
+                fields=["channel", "to_number", "purpose", "created_at"],
+                name="message_auto_reply_idx",
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="queued", direction="outbound"),
+                name="message_send_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.from_number} → {self.to_number}"
