@@ -306,6 +306,11 @@ class Interaction(models.Model):
         QUEUE_FULL = "queue_full", "Queue full"
         CAMPAIGN_INACTIVE = "campaign_inactive", "Campaign inactive"
 
+    class QueueOutcome(models.TextChoices):
+        ATTENDED = "attended", "Attended"
+        TIMED_OUT = "timed_out", "Timed out"
+        ABANDONED = "abandoned", "Abandoned"
+
     # The states in which a customer's next message joins this conversation.
     OPEN_STATUSES = (Status.QUEUED, Status.ASSIGNED, Status.TRANSFERRING)
 
@@ -342,6 +347,11 @@ class Interaction(models.Model):
     transfer_note = models.CharField(max_length=255, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
+    # The queue columns describe the last time the conversation entered a
+    # campaign's queue (a transfer to another campaign or a requeue starts a
+    # new stay): when it entered, its deadline, when and how it left, and
+    # whether it left within the channel's service level. Statistics count
+    # by them, so they are written once, by the service that ends the stay.
     queued_at = models.DateTimeField(null=True, blank=True)
     queue_deadline_at = models.DateTimeField(null=True, blank=True)
     assigned_at = models.DateTimeField(null=True, blank=True)
@@ -349,6 +359,7 @@ class Interaction(models.Model):
     left_queue_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    queue_outcome = models.CharField(max_length=16, choices=QueueOutcome.choices, blank=True)
     service_level_met = models.BooleanField(null=True, blank=True)
 
     class Meta:

@@ -17,3 +17,15 @@ def grant_supervisor_permissions(sender: AppConfig, using: str = "default", **kw
     group, _ = Group.objects.using(using).get_or_create(name=SUPERVISORS_GROUP)
     permissions = Permission.objects.using(using).filter(content_type__app_label=sender.label)
     group.permissions.add(*permissions)
+
+
+def is_supervisor(user) -> bool:
+    """True for superusers and members of the Supervisors group."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    # Cached on the user object: one request asks several times.
+    if not hasattr(user, "_is_supervisor"):
+        user._is_supervisor = user.groups.filter(name=SUPERVISORS_GROUP).exists()
+    return user._is_supervisor

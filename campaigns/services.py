@@ -22,6 +22,7 @@ from campaigns.models import (
     Member,
 )
 from campaigns.phone import normalize_e164
+from campaigns.tasks import route_campaign_task
 from contactcenter.exceptions import ApplicationError
 
 CSV_IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -289,13 +290,15 @@ def interaction_enqueue_new(
         queue_deadline_at=deadline,
         last_message_at=now,
     )
-    return _create_with_event(
+    _create_with_event(
         interaction=interaction,
         to_status=Interaction.Status.QUEUED,
         actor=InteractionEvent.Actor.CUSTOMER,
         reason="new conversation",
         now=now,
     )
+    route_campaign_task.delay_on_commit(campaign.pk)
+    return interaction
 
 
 @transaction.atomic
@@ -372,53 +375,23 @@ def interaction_start_outbound(
     return interaction
 
 
-def interaction_locked(*, interaction_id: int) -> Interaction:
-    """Fetch and lock one interaction row for the rest of the transaction."""
-    return (
-        Interaction.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("campaign")
-        .get(pk=interaction_id)
-    )
-
-
-@transaction.atomic
-def interaction_close_by_customer(
-    *, interaction_id: int, reason: str, now: datetime.datetime
-) -> Interaction:
-    """The customer left (e.g. texted STOP): a waiting conversation is
-    abandoned, one an agent holds is finished. Closed ones stay as they are."""
-    interaction = interaction_locked(interaction_id=interaction_id)
-    if not interaction.is_open:
-        return interaction
-    if interaction.status == Interaction.Status.QUEUED:
-        to_status = Interaction.Status.ABANDONED
-        interaction.left_queue_at = now
-    else:
-        to_status = Interaction.Status.FINISHED
-    event = _transition(
-        interaction=interaction,
-        to_status=to_status,
-        actor=InteractionEvent.Actor.CUSTOMER,
-        reason=reason,
-        now=now,
-    )
-    interaction.close_reason = reason
-    interaction.queue_deadline_at = None
-    interaction.finished_at = now
-    interaction.save(
-        update_fields=[
-            "status",
-            "close_reason",
-            "queue_deadline_at",
-            "left_queue_at",
-            "finished_at",
-        ]
-    )
-    event.save()
-    return interaction
-
-
 def interaction_touch(*, interaction: Interaction, now: datetime.datetime) -> None:
     """Note a new message on the conversation (for unread and wait displays)."""
     Interaction.objects.filter(pk=interaction.pk).update(last_message_at=now)
     interaction.last_message_at = now
+
+
+def interaction_note(
+    *, interaction_id: int, reason: str, actor: str, data: dict | None = None, user=None
+) -> InteractionEvent:
+    """Record something that happened to a conversation without a status change."""
+    interaction = Interaction.objects.only("status").get(pk=interaction_id)
+    return InteractionEvent.objects.create(
+        interaction_id=interaction_id,
+        from_status=interaction.status,
+        to_status=interaction.status,
+        actor=actor,
+        user=user,
+        reason=reason,
+        data=data or {},
+    )

@@ -144,7 +144,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # django-celery-beat's tables, where the admin shows them.
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-sms": {"task": "sms_channel.tasks.sweep_stale_sms_task", "schedule": 15.0},
+    "sweep-queue-timeouts": {
+        "task": "campaigns.tasks.sweep_queue_timeouts_task",
+        "schedule": 2.0,
+    },
+    "sweep-transfer-timeouts": {
+        "task": "campaigns.tasks.sweep_transfer_timeouts_task",
+        "schedule": 2.0,
+    },
+    # Routing is event-driven; this catches anything an event missed.
+    "route-all-campaigns": {"task": "campaigns.tasks.route_all_campaigns_task", "schedule": 5.0},
 }
+
+# An agent whose console has not sent a heartbeat for this long gets no new work.
+AGENT_HEARTBEAT_STALE_SECONDS = env.int("AGENT_HEARTBEAT_STALE_SECONDS", default=60)
 
 # TLS-only settings follow the public URL: an https deployment gets secure
 # cookies, HSTS and redirects; a plain-http demo or test run does not.

@@ -10,4 +10,8 @@ class SmsChannelConfig(AppConfig):
         from campaigns.permissions import grant_supervisor_permissions
 
         post_migrate.connect(grant_supervisor_permissions, sender=self)
+        from campaigns.channels import register
         from sms_channel import checks  # noqa: F401  (registers the deploy check)
+        from sms_channel.channel import Sms
+
+        register(Sms())

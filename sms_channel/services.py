@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from campaigns.models import Blacklist, Campaign, Interaction
 from campaigns.phone import normalize_e164
+from campaigns.routing import interaction_close_by_customer
 from campaigns.schedule import campaign_is_open
 from campaigns.selectors import campaign_queued_count, number_is_listed, open_interaction_for
 from campaigns.services import (
     blacklist_add_number,
     blacklist_remove_number,
-    interaction_close_by_customer,
     interaction_enqueue_new,
     interaction_reject_new,
     interaction_start_outbound,

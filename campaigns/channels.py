@@ -1,0 +1,66 @@
+"""The registry through which the core reaches a channel (SMS today).
+
+The core never imports a channel app. A channel registers one object per
+kind from its AppConfig.ready(); routing asks it for the campaign's queue
+settings, and tells it after commit when a conversation enters a queue,
+times out or finishes (the channel owns the Automations and starts bots).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from contactcenter.exceptions import ApplicationError
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """A campaign's routing settings on one channel."""
+
+    enabled: bool
+    strategy: str
+    service_level_seconds: int
+    max_queue_seconds: int
+    max_transfer_seconds: int
+    agents_may_pick: bool
+
+
+class Channel(Protocol):
+    kind: str
+
+    def queue_settings(self, *, campaign_id: int) -> QueueSettings | None:
+        """The campaign's settings on this channel; None when it has none."""
+
+    def queue_settings_many(self, *, campaign_ids: list[int]) -> dict[int, QueueSettings]:
+        """Settings for several campaigns in one query."""
+
+    def interaction_finished(self, *, interaction_id: int) -> None:
+        """Called after commit when an agent or supervisor finished a conversation."""
+
+    def interaction_timed_out(self, *, interaction_id: int) -> None:
+        """Called after commit when a conversation left the queue on its deadline."""
+
+
+_channels: dict[str, Channel] = {}
+
+
+def register(channel: Channel) -> None:
+    _channels[channel.kind] = channel
+
+
+def registered_channels() -> list[tuple[str, Channel]]:
+    return sorted(_channels.items())
+
+
+def get_channel(kind: str) -> Channel:
+    try:
+        return _channels[kind]
+    except KeyError:
+        raise ApplicationError(f"No channel of kind “{kind}” is installed.") from None
+
+
+def queue_settings(*, kind: str, campaign_id: int) -> QueueSettings:
+    """The campaign's settings on channel `kind`; refuse when it has none."""
+    settings = get_channel(kind).queue_settings(campaign_id=campaign_id)
+    if settings is None:
+        raise ApplicationError(f"This campaign has no {kind.upper()} channel.")
+    return settings
