@@ -1,9 +1,9 @@
 """Row locks of the campaigns app, each in the one order every caller uses.
 
-Order: interactions first, then the campaign row (round-robin memory), then
-agent profiles in primary-key order. Routers and sweeps claim interactions
-with SKIP LOCKED and so never wait on them; everything that waits, waits in
-this order, so no two transactions deadlock.
+Order: the campaign row (routers only: one router at a time per campaign),
+then interactions, then agent profiles in primary-key order. Routers and
+sweeps claim interactions with SKIP LOCKED and so never wait on them;
+everything that waits, waits in this order, so no two transactions deadlock.
 """
 
 from collections.abc import Iterable

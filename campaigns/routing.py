@@ -5,9 +5,11 @@ Every status change goes through `services._transition` (one map, one event
 row). Lock order, everywhere, so that no two of these can deadlock
 (see also `campaigns/locks.py`):
 
-1. interaction rows (routers and sweeps claim them with SKIP LOCKED, so they
+1. the campaign row, taken by routers only, so that one router at a time
+   serves a campaign's queue (first-in first-out holds) and the round-robin
+   memory is read and written in turn;
+2. interaction rows (routers and sweeps claim them with SKIP LOCKED, so they
    never wait on them);
-2. the campaign row, for the round-robin memory only;
 3. agent profiles, in primary-key order.
 
 An agent's load (the conversations counted against their capacity) is the
@@ -374,7 +376,14 @@ def _route_batch(
     batch_size: int,
     rng: random.Random | None,
 ) -> int:
+    # Routers of one campaign take turns: two batches side by side could
+    # serve a newer conversation while an older one finds the agents full,
+    # breaking first-in first-out. Other campaigns route in parallel. The
+    # lock also guards the round-robin memory.
+    campaign = Campaign.objects.select_for_update(no_key=True).get(pk=campaign_id)
     now = timezone.now()
+    # SKIP LOCKED: a row an agent is taking or a sweep is timing out right
+    # now is theirs.
     claimed = list(
         Interaction.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
         .filter(campaign_id=campaign_id, channel_kind=kind, status=_S.QUEUED)
@@ -384,11 +393,6 @@ def _route_batch(
         return 0
     strategy = settings_.strategy
     round_robin = strategy in strategies.ROUND_ROBIN
-    if round_robin:
-        # The memory is read and written by every router of the campaign.
-        campaign = Campaign.objects.select_for_update(no_key=True).get(pk=campaign_id)
-    else:
-        campaign = Campaign.objects.get(pk=campaign_id)
     eligible = eligible_agents(campaign=campaign, strategy=strategy, now=now)
     if not eligible:
         return 0
