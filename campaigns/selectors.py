@@ -206,3 +206,58 @@ def campaigns_with_queue() -> list[int]:
         .values_list("campaign_id", flat=True)
         .distinct()
     )
+
+
+# How many recent assignments the estimated wait averages over, and how far back.
+ESTIMATE_SAMPLE = 20
+ESTIMATE_WINDOW = datetime.timedelta(hours=2)
+
+
+def queue_position(*, interaction: Interaction) -> int | None:
+    """1 for the next conversation to be served; None when it is not waiting."""
+    if interaction.status != Interaction.Status.QUEUED or interaction.queued_at is None:
+        return None
+    ahead = Interaction.objects.filter(
+        Q(queued_at__lt=interaction.queued_at)
+        | Q(queued_at=interaction.queued_at, pk__lt=interaction.pk),
+        campaign_id=interaction.campaign_id,
+        status=Interaction.Status.QUEUED,
+    ).count()
+    return ahead + 1
+
+
+def estimated_wait_seconds(*, campaign_id: int, now: datetime.datetime) -> float | None:
+    """The average wait of the campaign's latest assignments; None without recent ones."""
+    recent = (
+        Interaction.objects.filter(
+            campaign_id=campaign_id,
+            queue_outcome=Interaction.QueueOutcome.ATTENDED,
+            queued_at__gte=now - ESTIMATE_WINDOW,
+        )
+        .order_by("-queued_at")
+        .annotate(wait=ExpressionWrapper(F("left_queue_at") - F("queued_at"), DurationField()))
+        .values_list("wait", flat=True)[:ESTIMATE_SAMPLE]
+    )
+    waits = [w.total_seconds() for w in recent if w is not None]
+    return round(sum(waits) / len(waits), 1) if waits else None
+
+
+def describe_wait(seconds: float | None) -> str:
+    """A wait as a customer reads it in an SMS."""
+    if seconds is None:
+        return "a few minutes"
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    return "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
+
+
+def queue_placeholders(*, interaction: Interaction, now: datetime.datetime) -> dict[str, str]:
+    """`{queue_position}` and `{estimated_wait}` for templates and bots."""
+    position = queue_position(interaction=interaction)
+    return {
+        "queue_position": str(position) if position is not None else "",
+        "estimated_wait": describe_wait(
+            estimated_wait_seconds(campaign_id=interaction.campaign_id, now=now)
+        ),
+    }
