@@ -31,10 +31,13 @@ from campaigns.models import (
     Campaign,
     Disposition,
     Holiday,
+    Interaction,
+    InteractionEvent,
     Member,
     OpeningHours,
 )
 from campaigns.phone import normalize_e164
+from campaigns.routing import interaction_close
 from campaigns.selectors import blacklist_csv_rows
 from campaigns.services import (
     agent_create,
@@ -434,3 +437,65 @@ class BlacklistEntryAdmin(admin.ModelAdmin):
         if not change:
             obj.added_by = request.user
         super().save_model(request, obj, form, change)
+
+
+class InteractionEventInline(admin.TabularInline):
+    model = InteractionEvent
+    fields = ["created_at", "from_status", "to_status", "actor", "user", "reason", "data"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    """Conversations, read only: they change through the services (routing, agents, bots)."""
+
+    list_display = [
+        "__str__",
+        "campaign",
+        "status",
+        "agent",
+        "queued_at",
+        "queue_outcome",
+        "service_level_met",
+        "reject_reason",
+        "last_message_at",
+    ]
+    list_filter = ["status", "campaign", "queue_outcome", "reject_reason", "direction"]
+    list_select_related = ["campaign", "agent"]
+    search_fields = ["customer_number", "agent__username"]
+    date_hierarchy = "created_at"
+    inlines = [InteractionEventInline]
+    actions = ["close_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Interaction._meta.concrete_fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Close selected conversations", permissions=["view"])
+    def close_selected(self, request, queryset) -> None:
+        closed = 0
+        for interaction_id in queryset.values_list("pk", flat=True):
+            try:
+                interaction_close(interaction_id=interaction_id, by=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"#{interaction_id}: {error}", messages.WARNING)
+            else:
+                closed += 1
+        if closed:
+            self.message_user(request, f"Closed {closed} conversation(s).", messages.SUCCESS)

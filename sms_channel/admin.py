@@ -5,15 +5,15 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from campaigns.admin import CampaignAdmin
-from campaigns.models import Campaign
+from campaigns.admin import CampaignAdmin, InteractionAdmin
+from campaigns.models import Campaign, Interaction
 from sms_channel.forms import (
     AUTOMATIONS_FIELDS,
     GENERAL_FIELDS,
     ConnectorForm,
     SmsChannelForm,
 )
-from sms_channel.models import Connector, PhoneNumber, SmsChannel
+from sms_channel.models import Connector, Message, PhoneNumber, SmsChannel
 from sms_channel.selectors import phone_number_list
 from sms_channel.services import connector_save, sms_channel_save
 
@@ -201,3 +201,28 @@ class CampaignWithSmsChannelAdmin(CampaignAdmin):
 def _sms_channel(campaign: Campaign) -> SmsChannel | None:
     # The reverse one-to-one raises (an AttributeError subclass) when there is none.
     return getattr(campaign, "sms_channel", None)
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["created_at", "direction", "sender", "sender_user", "body", "status", "error_code"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("sender_user")
+
+
+admin.site.unregister(Interaction)
+
+
+@admin.register(Interaction)
+class InteractionWithMessagesAdmin(InteractionAdmin):
+    """The conversation admin plus its SMS messages (campaigns must not import sms_channel)."""
+
+    inlines = [MessageInline, *InteractionAdmin.inlines]
