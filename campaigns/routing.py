@@ -251,9 +251,17 @@ def eligible_agents(
 
 
 def _require_eligible(
-    *, campaign: Campaign, agent, now: datetime.datetime, need_available: bool = True
+    *,
+    campaign: Campaign,
+    agent,
+    now: datetime.datetime,
+    need_available: bool = True,
+    already_counted: int = 0,
 ) -> AgentProfile:
     """Lock `agent`'s profile and refuse them if they may not take a conversation now.
+
+    `already_counted`: how much of their load is the very conversation at
+    hand (an offer to them, or theirs while it is offered away).
 
     Lock precondition: any interaction rows involved are already locked.
     """
@@ -269,9 +277,11 @@ def _require_eligible(
             raise ApplicationError(f"{name} is {profile.get_status_display().lower()}.")
         if profile.last_seen_at is None or profile.last_seen_at < _stale_before(now):
             raise ApplicationError(f"{name} has not been seen in the agent console recently.")
-    if agent_loads(agent_ids=[agent.pk])[agent.pk] >= profile.capacity:
+    load = agent_loads(agent_ids=[agent.pk])[agent.pk] - already_counted
+    if load >= profile.capacity:
         raise ApplicationError(
-            f"{name} already has {profile.capacity} conversations, their capacity."
+            f"{name} is at their capacity of {profile.capacity} "
+            f"conversation{'s' if profile.capacity != 1 else ''}."
         )
     return profile
 
@@ -393,6 +403,8 @@ def _route_batch(
         return 0
     strategy = settings_.strategy
     round_robin = strategy in strategies.ROUND_ROBIN
+    # These pick afresh for every conversation, not one agent until full.
+    per_conversation = round_robin or strategy in (strategies.RANDOM, strategies.WRANDOM)
     eligible = eligible_agents(campaign=campaign, strategy=strategy, now=now)
     if not eligible:
         return 0
@@ -401,13 +413,15 @@ def _route_batch(
         strategy, [e.candidate for e in eligible], last_served=last_served, rng=rng
     )
 
-    # Lock just enough of the best-ranked agents to serve the batch.
+    # Lock just enough of the best-ranked agents to serve the batch. A round
+    # robin or a random draw picks anew for each conversation, so it needs
+    # one agent per conversation (up to all of them), not just enough slots.
     by_agent = {e.candidate.agent_id: e for e in eligible}
     wanted, free = [], 0
     for candidate in ranked:
         wanted.append(candidate.agent_id)
         free += by_agent[candidate.agent_id].free
-        if free >= len(claimed):
+        if free >= len(claimed) and (not per_conversation or len(wanted) >= len(claimed)):
             break
     locked = {
         p.user_id: p
@@ -422,7 +436,7 @@ def _route_batch(
 
     events, changed, served_profiles = [], [], {}
     for interaction in claimed:
-        if round_robin:
+        if per_conversation:
             pool = strategies.rank(strategy, pool, last_served=last_served, rng=rng)
         chosen = next((c for c in pool if slots[c.agent_id] > 0), None)
         if chosen is None:
@@ -448,6 +462,7 @@ def _route_batch(
         return 0
     Interaction.objects.bulk_update(changed, _ASSIGN_FIELDS)
     InteractionEvent.objects.bulk_create(events)
+    get_channel(kind).interactions_assigned(interaction_ids=[i.pk for i in changed])
     AgentProfile.objects.bulk_update(served_profiles.values(), ["last_assignment_at"])
     if round_robin:
         campaign.rr_last_member_id = last_served.member_id
@@ -496,6 +511,7 @@ def interaction_take(*, interaction_id: int, agent, now: datetime.datetime | Non
     _assign_fields(interaction, agent_id=agent.pk, settings_=settings_, now=now)
     interaction.save(update_fields=_ASSIGN_FIELDS)
     event.save()
+    get_channel(interaction.channel_kind).interactions_assigned(interaction_ids=[interaction.pk])
     profile.last_assignment_at = now
     profile.last_seen_at = now
     profile.save(update_fields=["last_assignment_at", "last_seen_at"])
@@ -536,9 +552,7 @@ def interaction_transfer_to_agent(
     """
     now = now or timezone.now()
     interaction = _locked_for(interaction_id=interaction_id, user=by)
-    if interaction.status != _S.ASSIGNED:
-        interaction.check_transition(_S.TRANSFERRING)
-        raise ApplicationError("Only a conversation an agent holds can be transferred.")
+    interaction.check_transition(_S.TRANSFERRING)
     if to_agent.pk == interaction.agent_id:
         raise ApplicationError("The conversation is already with that agent.")
     settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=interaction.campaign_id)
@@ -706,9 +720,11 @@ def _requeue(
     interaction.queue_outcome = ""
     interaction.service_level_met = None
     interaction.finished_at = None
+    interaction.close_reason = ""
     interaction.save(
         update_fields=[
             "status",
+            "close_reason",
             "campaign",
             "agent",
             "queued_at",
@@ -874,7 +890,16 @@ def interaction_reassign(
         interaction.check_transition(_S.ASSIGNED)
     if interaction.status == _S.ASSIGNED and interaction.agent_id == to_agent.pk:
         raise ApplicationError("The conversation is already with that agent.")
-    _require_eligible(campaign=interaction.campaign, agent=to_agent, now=now, need_available=False)
+    _require_eligible(
+        campaign=interaction.campaign,
+        agent=to_agent,
+        now=now,
+        need_available=False,
+        already_counted=int(
+            interaction.status == _S.TRANSFERRING
+            and to_agent.pk in (interaction.agent_id, interaction.transfer_to_id)
+        ),
+    )
     released = [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
     data = {"from_agent": interaction.agent_id, "to_agent": to_agent.pk}
     if interaction.status == _S.ASSIGNED:
@@ -907,6 +932,9 @@ def interaction_reassign(
                 kind=interaction.channel_kind, campaign_id=interaction.campaign_id
             )
             fields = _assign_fields(interaction, agent_id=to_agent.pk, settings_=settings_, now=now)
+            get_channel(interaction.channel_kind).interactions_assigned(
+                interaction_ids=[interaction.pk]
+            )
     interaction.agent = to_agent
     interaction.assigned_at = now
     interaction.save(update_fields=sorted(set(fields)))
@@ -1045,3 +1073,91 @@ def interaction_close_by_customer(
             interaction, actor=_Actor.CUSTOMER, user=None, reason=reason, now=now
         )
     return _finish(interaction, actor=_Actor.CUSTOMER, user=None, reason=reason, now=now)
+
+
+# Bots -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def interaction_bot_finish(
+    *, interaction_id: int, disposition_name: str = "", now: datetime.datetime | None = None
+) -> Interaction:
+    """A bot's finish step: end the conversation, with a disposition named in the step.
+
+    A conversation already closed (a survey after the agent finished) stays
+    as it is.
+    """
+    now = now or timezone.now()
+    interaction = interaction_locked(interaction_id=interaction_id)
+    disposition = None
+    if disposition_name:
+        disposition = Disposition.objects.filter(
+            campaign_id=interaction.campaign_id, name__iexact=disposition_name, active=True
+        ).first()
+        if disposition is None:
+            raise ApplicationError(
+                f"Campaign “{interaction.campaign}” has no disposition “{disposition_name}”."
+            )
+    if not interaction.is_open:
+        return interaction
+    if interaction.status == _S.QUEUED:
+        settings_ = queue_settings(
+            kind=interaction.channel_kind, campaign_id=interaction.campaign_id
+        )
+        fields = _leave_queue(
+            interaction, outcome="", service_level_seconds=settings_.service_level_seconds, now=now
+        )
+        interaction.save(update_fields=fields)
+    return _finish(
+        interaction,
+        actor=_Actor.BOT,
+        user=None,
+        reason="finished by a bot",
+        disposition=disposition,
+        now=now,
+    )
+
+
+@transaction.atomic
+def interaction_bot_requeue(
+    *, interaction_id: int, campaign_name: str = "", now: datetime.datetime | None = None
+) -> Interaction:
+    """A bot's requeue step: put the conversation in a queue (its own campaign's
+    when no name is given), e.g. a timeout bot giving it another chance or
+    moving it to an overflow campaign."""
+    now = now or timezone.now()
+    interaction = interaction_locked(interaction_id=interaction_id)
+    campaign = interaction.campaign
+    if campaign_name:
+        campaign = Campaign.objects.filter(name=campaign_name).first()
+        if campaign is None:
+            raise ApplicationError(f"There is no campaign named “{campaign_name}”.")
+    if interaction.status == _S.QUEUED and campaign.pk == interaction.campaign_id:
+        return interaction
+    if interaction.status in (_S.FINISHED, _S.REJECTED, _S.ABANDONED):
+        raise ApplicationError(f"Conversation #{interaction.pk} is closed; it cannot be queued.")
+    if not campaign.active:
+        raise ApplicationError(f"Campaign “{campaign}” is inactive.")
+    settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
+    if (
+        campaign.pk != interaction.campaign_id
+        and Interaction.objects.filter(
+            campaign=campaign,
+            channel_kind=interaction.channel_kind,
+            customer_number=interaction.customer_number,
+            status__in=Interaction.OPEN_STATUSES,
+        ).exists()
+    ):
+        raise ApplicationError(
+            f"{interaction.customer_number} already has an open conversation in “{campaign}”."
+        )
+    return _requeue(
+        interaction,
+        campaign=campaign,
+        settings_=settings_,
+        actor=_Actor.BOT,
+        user=None,
+        reason="queued by a bot",
+        data={"from_campaign": interaction.campaign_id, "to_campaign": campaign.pk},
+        now=now,
+    )

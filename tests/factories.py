@@ -3,6 +3,7 @@
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from bots.models import Bot, BotStep
 from campaigns.models import (
@@ -14,6 +15,7 @@ from campaigns.models import (
     Campaign,
     Disposition,
     Holiday,
+    Interaction,
     Member,
     OpeningHours,
 )
@@ -157,3 +159,20 @@ class BotStepFactory(factory.django.DjangoModelFactory):
     position = factory.Sequence(lambda n: n)
     kind = BotStep.Kind.SEND_MESSAGE
     text = "Hello from {campaign}"
+
+
+class InteractionFactory(factory.django.DjangoModelFactory):
+    """A conversation row as the services would leave it, without its event rows.
+
+    Defaults to a queued inbound SMS conversation; pass `status`, `agent`,
+    `transfer_to` and the timestamps that status needs.
+    """
+
+    class Meta:
+        model = Interaction
+
+    campaign = factory.SubFactory(CampaignFactory)
+    channel_kind = "sms"
+    customer_number = factory.Sequence(lambda n: f"+1415666{n:04d}")
+    status = Interaction.Status.QUEUED
+    queued_at = factory.LazyFunction(timezone.now)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import kombu.pools
 import pytest
 import redis
 from django.conf import settings
@@ -51,9 +52,10 @@ def _database_url() -> str:
 
 def _reset_broker_connections() -> None:
     """Drop pooled broker connections so the next publish uses the current settings."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # kombu keeps its pools globally, keyed by connection: closing only the
+    # app's would leave a closed pool for the next test to trip over.
+    kombu.pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
