@@ -33,6 +33,12 @@ class Channel(Protocol):
     def queue_settings_many(self, *, campaign_ids: list[int]) -> dict[int, QueueSettings]:
         """Settings for several campaigns in one query."""
 
+    def send_text(self, *, interaction, body: str) -> None:
+        """Send a bot's text to the conversation's customer; ApplicationError if refused."""
+
+    def interactions_assigned(self, *, interaction_ids: list[int]) -> None:
+        """Called inside the assigning transaction when agents took conversations from a queue."""
+
     def interaction_finished(self, *, interaction_id: int) -> None:
         """Called after commit when an agent or supervisor finished a conversation."""
 

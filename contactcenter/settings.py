@@ -29,7 +29,7 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
 # Fernet keys for connector secrets, comma separated: the first encrypts, all
 # decrypt, so a key can be rotated by prepending a new one. Without it a key is
-# derived from SECRET_KEY (see sms_channel.crypto), fine for a demo only.
+# derived from SECRET_KEY (see contactcenter.crypto), fine for a demo only.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 INSTALLED_APPS = [
@@ -152,6 +152,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.sweep_transfer_timeouts_task",
         "schedule": 2.0,
     },
+    "sweep-bot-waits": {"task": "bots.tasks.sweep_bot_waits_task", "schedule": 5.0},
     # Routing is event-driven; this catches anything an event missed.
     "route-all-campaigns": {"task": "campaigns.tasks.route_all_campaigns_task", "schedule": 5.0},
 }

@@ -1,9 +1,10 @@
 """The SMS channel as the core sees it, registered in the core's channel registry."""
 
+from bots.models import BotSession
+from bots.services import bot_hand_over, bot_start, bot_stop
 from campaigns.channels import QueueSettings
-from campaigns.models import Interaction, InteractionEvent
-from campaigns.services import interaction_note
-from sms_channel.models import SmsChannel
+from campaigns.models import Interaction
+from sms_channel.models import Message, SmsChannel
 
 _QUEUE_FIELDS = (
     "campaign_id",
@@ -37,27 +38,35 @@ class Sms:
         rows = SmsChannel.objects.filter(campaign_id__in=campaign_ids).values(*_QUEUE_FIELDS)
         return {row["campaign_id"]: _settings(row) for row in rows}
 
+    def send_text(self, *, interaction: Interaction, body: str) -> None:
+        from sms_channel.services import sms_send
+
+        sms_send(interaction=interaction, body=body, sender=Message.Sender.BOT)
+
+    def interactions_assigned(self, *, interaction_ids: list[int]) -> None:
+        bot_hand_over(interaction_ids=interaction_ids)
+
     def interaction_finished(self, *, interaction_id: int) -> None:
-        self._bot_due(interaction_id, "bot_on_finish", "bot on finish due")
+        interaction = Interaction.objects.get(pk=interaction_id)
+        if interaction.close_reason == "opted_out":
+            # The customer texted STOP: no survey, and nothing else either.
+            bot_stop(interaction_id=interaction_id, reason="the customer opted out")
+            return
+        self._start(interaction, "bot_on_finish", BotSession.Trigger.FINISH)
 
     def interaction_timed_out(self, *, interaction_id: int) -> None:
-        self._bot_due(interaction_id, "bot_after_timeout", "bot after timeout due")
+        interaction = Interaction.objects.get(pk=interaction_id)
+        self._start(interaction, "bot_after_timeout", BotSession.Trigger.TIMEOUT)
 
-    def _bot_due(self, interaction_id: int, field: str, reason: str) -> None:
-        # The bot runner arrives with the bots issue; until then the event
-        # log records which bot should have started.
-        campaign_id = Interaction.objects.values_list("campaign_id", flat=True).get(
-            pk=interaction_id
-        )
-        bot_id = (
-            SmsChannel.objects.filter(campaign_id=campaign_id, **{f"{field}__active": True})
-            .values_list(f"{field}_id", flat=True)
+    def _start(self, interaction: Interaction, field: str, trigger: str) -> None:
+        channel = (
+            SmsChannel.objects.select_related(field)
+            .filter(campaign_id=interaction.campaign_id)
             .first()
         )
-        if bot_id:
-            interaction_note(
-                interaction_id=interaction_id,
-                reason=reason,
-                actor=InteractionEvent.Actor.SYSTEM,
-                data={"bot": bot_id},
-            )
+        bot = getattr(channel, field) if channel else None
+        if bot is None:
+            # Nothing follows: a bot still talking (the greeting) has had its turn.
+            bot_stop(interaction_id=interaction.pk, reason="the conversation ended")
+            return
+        bot_start(interaction_id=interaction.pk, bot=bot, trigger=trigger)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from bots.models import Bot
 from campaigns.models import Blacklist, Campaign, Interaction
 from campaigns.phone import E164Field
-from sms_channel.crypto import EncryptedTextField, mask
+from contactcenter.crypto import EncryptedTextField, mask
 
 account_sid_validator = RegexValidator(
     r"^AC[0-9a-fA-F]{32}$", "A Twilio Account SID is “AC” followed by 32 hexadecimal characters."

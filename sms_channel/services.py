@@ -10,6 +10,8 @@ from django.db.models import Case, When
 from django.urls import reverse
 from django.utils import timezone
 
+from bots.models import BotSession
+from bots.services import bot_customer_replied, bot_start, bot_stop, waiting_session_for
 from campaigns.models import Blacklist, Campaign, Interaction
 from campaigns.phone import normalize_e164
 from campaigns.routing import interaction_close_by_customer
@@ -194,6 +196,8 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
             interaction_close_by_customer(
                 interaction_id=open_interaction.pk, reason="opted_out", now=now
             )
+        elif survey := waiting_session_for(campaign_id=campaign.pk, customer_number=customer):
+            bot_stop(interaction_id=survey.interaction_id, reason="the customer opted out", now=now)
         return
     if keyword in OPT_IN_KEYWORDS:
         _set_purpose(message, Message.Purpose.OPT_IN, interaction=open_interaction)
@@ -220,10 +224,16 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
         _reject(message=message, campaign=campaign, reason="blacklisted", now=now)
         return
 
-    # 4. An open conversation takes the message.
+    # 4. An open conversation takes the message (and its bot, if one asked).
     if open_interaction is not None:
         _attach(message, open_interaction)
         interaction_touch(interaction=open_interaction, now=now)
+        bot_customer_replied(interaction_id=open_interaction.pk, text=message.body, now=now)
+        return
+    # A bot on a closed conversation (a survey, an apology) waits for this reply.
+    if survey := waiting_session_for(campaign_id=campaign.pk, customer_number=customer):
+        _attach(message, survey.interaction)
+        bot_customer_replied(interaction_id=survey.interaction_id, text=message.body, now=now)
         return
 
     # 5. Out of hours.
@@ -265,6 +275,12 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
         now=now,
     )
     _attach(message, interaction)
+    bot_start(
+        interaction_id=interaction.pk,
+        bot=channel.bot_on_start,
+        trigger=BotSession.Trigger.START,
+        now=now,
+    )
 
 
 def _set_purpose(message: Message, purpose: str, *, interaction: Interaction | None) -> None:

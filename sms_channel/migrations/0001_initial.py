@@ -3,7 +3,7 @@
 import campaigns.phone
 import django.core.validators
 import django.db.models.deletion
-import sms_channel.crypto
+import contactcenter.crypto
 from django.db import migrations, models
 
 
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('provider', models.CharField(choices=[('twilio', 'Twilio'), ('simulator', 'Simulator (local, no network)')], max_length=16)),
                 ('active', models.BooleanField(default=True)),
                 ('account_sid', models.CharField(blank=True, help_text='Twilio only: from the Twilio console, starts with AC.', max_length=34, validators=[django.core.validators.RegexValidator('^AC[0-9a-fA-F]{32}$', 'A Twilio Account SID is “AC” followed by 32 hexadecimal characters.')], verbose_name='Account SID')),
-                ('auth_token', sms_channel.crypto.EncryptedTextField(blank=True, help_text='Twilio only. Stored encrypted; never shown again in full.')),
+                ('auth_token', contactcenter.crypto.EncryptedTextField(blank=True, help_text='Twilio only. Stored encrypted; never shown again in full.')),
                 ('messaging_service_sid', models.CharField(blank=True, help_text='Twilio only, optional: send through this Messaging Service.', max_length=34, validators=[django.core.validators.RegexValidator('^MG[0-9a-fA-F]{32}$', 'A Twilio Messaging Service SID is “MG” followed by 32 hexadecimal characters.')], verbose_name='Messaging Service SID')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('opt_out_list', models.OneToOneField(blank=True, editable=False, help_text="Customers who texted STOP to one of this connector's numbers.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='opt_out_connector', to='campaigns.blacklist')),

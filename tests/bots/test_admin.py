@@ -124,7 +124,9 @@ def test_change_form_lists_steps_in_position_order(supervisor_client):
 def test_swapping_two_steps_positions_saves(supervisor_client):
     bot = BotFactory(name="Welcome")
     hello = BotStepFactory(bot=bot, position=10, text="hello")
-    question = BotStepFactory(bot=bot, position=20, kind="ask", text="order?")
+    question = BotStepFactory(
+        bot=bot, position=20, kind="ask", text="order?", options={"key": "order"}
+    )
     bye = BotStepFactory(bot=bot, position=30, text="bye")
     existing = [
         step_row(hello, position="20"),

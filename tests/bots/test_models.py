@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from bots.models import BotStep
-from tests.factories import BotFactory, BotStepFactory
+from tests.factories import BotFactory, BotStepFactory, CampaignFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +28,7 @@ def test_steps_that_talk_to_the_customer_need_a_text(kind, text):
     ],
 )
 def test_steps_that_send_nothing_need_no_text(kind, options):
+    CampaignFactory(name="Sales")
     BotStep(bot=BotFactory(), position=1, kind=kind, text="", options=options).full_clean()
 
 

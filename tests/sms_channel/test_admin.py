@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertNotContains
 
 from campaigns.models import Blacklist
-from sms_channel.crypto import decrypt
+from contactcenter.crypto import decrypt
 from sms_channel.models import Connector, SmsChannel
 from tests.factories import (
     BlacklistFactory,

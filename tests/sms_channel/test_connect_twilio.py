@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from campaigns.models import Blacklist
-from sms_channel.crypto import decrypt
+from contactcenter.crypto import decrypt
 from sms_channel.models import Connector, PhoneNumber, SmsChannel
 from tests.factories import (
     CampaignFactory,

@@ -1,4 +1,8 @@
-"""Encryption at rest for connector secrets (Fernet: AES-128-CBC + HMAC-SHA256)."""
+"""Encryption at rest for secrets: connector auth tokens, bot webhook secrets.
+
+Fernet (AES-128-CBC + HMAC-SHA256). In the project package because two apps
+that may not import each other (sms_channel, bots) both store secrets.
+"""
 
 import base64
 import hashlib

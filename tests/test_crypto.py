@@ -1,7 +1,7 @@
 import pytest
 from django.db import connection
 
-from sms_channel.crypto import decrypt, mask
+from contactcenter.crypto import decrypt, mask
 from sms_channel.models import Connector
 from tests.factories import TwilioConnectorFactory
 
