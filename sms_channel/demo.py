@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from bots.models import Bot, BotStep
+from bots.services import bot_save
 from campaigns.models import (
     AGENTS_GROUP,
     SUPERVISORS_GROUP,
@@ -26,6 +28,55 @@ DEMO_CONNECTOR = "Simulator"
 DEMO_NUMBER = "+15555550100"
 DEMO_DISPOSITIONS = ("Resolved", "Follow-up", "Not interested")
 DEMO_SUPERVISOR = ("supervisor", "watch-the-queue", "Demo", "Supervisor")
+# The demo's Automations: a greeting that asks for an order number, a
+# satisfaction survey when the agent finishes, an apology after a timeout.
+DEMO_BOTS = {
+    "bot_on_start": (
+        "Demo greeting",
+        [
+            (
+                "send_message",
+                "Hi! Thanks for texting {campaign}. You are number {queue_position} in the "
+                "queue; the wait is {estimated_wait}.",
+                {},
+            ),
+            (
+                "ask",
+                "While you wait: what is your order number? (Reply NONE if you have none.)",
+                {"key": "order_number", "wait_seconds": 600},
+            ),
+            ("send_message", "Thanks, an agent will see it.", {}),
+        ],
+    ),
+    "bot_on_finish": (
+        "Demo survey",
+        [
+            (
+                "ask",
+                "Thanks for talking to us! How did we do, from 1 (poor) to 5 (great)?",
+                {
+                    "key": "csat",
+                    "choices": ["1", "2", "3", "4", "5"],
+                    "retry_text": "Please answer with a number from 1 to 5.",
+                    "max_retries": 1,
+                    "wait_seconds": 3600,
+                },
+            ),
+            ("send_message", "Thank you for your feedback!", {}),
+        ],
+    ),
+    "bot_after_timeout": (
+        "Demo apology",
+        [
+            (
+                "send_message",
+                "Sorry, all our agents are busy. We could not answer in time; please text "
+                "us again later.",
+                {},
+            ),
+        ],
+    ),
+}
 DEMO_AGENTS = (
     ("agent1", "answer-texts-1", "Agent", "One"),
     ("agent2", "answer-texts-2", "Agent", "Two"),
@@ -98,6 +149,12 @@ def demo_seed() -> DemoResult:
     if is_new:
         created.append(f"phone number {phone_number.number}")
 
+    bots = {}
+    for field, (name, steps) in DEMO_BOTS.items():
+        bots[field], is_new = _bot_ensure(name=name, steps=steps)
+        if is_new:
+            created.append(f"bot “{name}”")
+
     channel = SmsChannel.objects.filter(campaign=campaign).first()
     if channel is None:
         created.append(f"SMS channel of “{campaign}”")
@@ -109,9 +166,23 @@ def demo_seed() -> DemoResult:
                 phone_number=phone_number,
                 strategy=SmsChannel.Strategy.LEASTRECENT,
                 service_level_seconds=20,
+                max_queue_seconds=300,
+                **bots,
             )
         )
     return DemoResult(logins=tuple(logins), channel=channel, created=tuple(created))
+
+
+def _bot_ensure(*, name: str, steps: list[tuple[str, str, dict]]) -> tuple[Bot, bool]:
+    bot = Bot.objects.filter(name=name).first()
+    if bot is not None:
+        return bot, False
+    bot = bot_save(bot=Bot(name=name, description="Made by the demo seed."))
+    for position, (kind, text, options) in enumerate(steps, start=1):
+        step = BotStep(bot=bot, position=position * 10, kind=kind, text=text, options=options)
+        step.full_clean()
+        step.save()
+    return bot, True
 
 
 def _supervisor_ensure() -> DemoLogin:
