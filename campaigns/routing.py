@@ -20,6 +20,7 @@ load after taking it, so concurrent routers can never push an agent above
 capacity.
 """
 
+import dataclasses
 import datetime
 import logging
 import random
@@ -28,8 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -334,28 +335,73 @@ _ASSIGN_FIELDS = [
 ]
 
 
-def _update_in_groups(
-    rows: list[Interaction], fields: list[str], *, varying: tuple[str, ...]
+def _update_rows(
+    rows: list[Interaction],
+    fields: list[str],
+    *,
+    grouped: tuple[str, ...] = (),
+    per_row: tuple[str, ...] = (),
 ) -> None:
-    """Save `fields` of `rows`, which hold the same values but for `varying`.
+    """Save `fields` of `rows`, which hold the same values but for `grouped`
+    (few distinct values: one UPDATE each) and `per_row` (a CASE on the id).
 
-    One UPDATE per distinct combination of the varying fields: bulk_update's
-    CASE per field and row costs ten times more in Python than this in SQL.
+    bulk_update writes a CASE for every field; building those for a batch
+    cost more in Python than all of the batch's SQL.
     """
-    groups: dict[tuple, list[int]] = defaultdict(list)
+    groups: dict[tuple, list[Interaction]] = defaultdict(list)
     for row in rows:
-        groups[tuple(getattr(row, name) for name in varying)].append(row.pk)
-    first = rows[0]
+        groups[tuple(getattr(row, name) for name in grouped)].append(row)
+    attnames = [Interaction._meta.get_field(name).attname for name in fields]
     common = {
-        Interaction._meta.get_field(name).attname: getattr(
-            first, Interaction._meta.get_field(name).attname
-        )
-        for name in fields
-        if Interaction._meta.get_field(name).attname not in varying
+        name: getattr(rows[0], name)
+        for name in attnames
+        if name not in grouped and name not in per_row
     }
-    for values, ids in groups.items():
-        Interaction.objects.filter(pk__in=ids).update(
-            **common, **dict(zip(varying, values, strict=True))
+    for values, members in groups.items():
+        if per_row and connection.vendor == "postgresql":
+            _update_from_arrays(
+                members, per_row, {**common, **dict(zip(grouped, values, strict=True))}
+            )
+            continue
+        cases = {
+            name: Case(
+                *(When(pk=row.pk, then=Value(getattr(row, name))) for row in members),
+                output_field=Interaction._meta.get_field(name),
+            )
+            for name in per_row
+        }
+        Interaction.objects.filter(pk__in=[row.pk for row in members]).update(
+            **common, **dict(zip(grouped, values, strict=True)), **cases
+        )
+
+
+def _update_from_arrays(rows: list[Interaction], per_row: tuple[str, ...], common: dict) -> None:
+    """PostgreSQL: one UPDATE joined to the per-row values, passed as arrays.
+
+    A CASE with a WHEN per row costs Django more to build than the whole
+    statement costs PostgreSQL; arrays are one parameter whatever their size.
+    """
+    meta = Interaction._meta
+    assignments, params = [], []
+    for name, value in common.items():
+        field = meta.get_field(name)
+        assignments.append(f'"{field.column}" = %s')
+        params.append(field.get_db_prep_save(value, connection))
+    columns = ["unnest(%s::bigint[]) AS id"]
+    params_arrays = [[row.pk for row in rows]]
+    for name in per_row:
+        field = meta.get_field(name)
+        db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
+        assignments.append(f'"{field.column}" = v."{field.column}"')
+        columns.append(f'unnest(%s::{db_type}[]) AS "{field.column}"')
+        params_arrays.append(
+            [field.get_db_prep_save(getattr(row, field.attname), connection) for row in rows]
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} '
+            f'FROM (SELECT {", ".join(columns)}) AS v WHERE "{meta.db_table}".id = v.id',
+            [*params, *params_arrays],
         )
 
 
@@ -381,9 +427,12 @@ def route_campaign(
     once: each claims different conversations (SKIP LOCKED), and agents are
     locked and recounted before they are given work.
     """
+    # One generator for the whole call: seeding one per ranking costs more
+    # than the ranking.
+    rng = rng or random.Random()
     assigned = batches = 0
-    for kind_settings in _routable_kinds(campaign_id):
-        kind, settings_ = kind_settings
+    for kind, settings_ in _routable_kinds(campaign_id):
+        snapshot = _Snapshot()
         while True:
             batches += 1
             n = _route_batch(
@@ -392,11 +441,27 @@ def route_campaign(
                 settings_=settings_,
                 batch_size=batch_size,
                 rng=rng,
+                snapshot=snapshot,
             )
             assigned += n
-            if n == 0:
+            # A batch that found the snapshot aged (agents took work elsewhere
+            # or went on break) has corrected it: try the next agents.
+            if snapshot.queue_empty or (n == 0 and not snapshot.aged):
                 break
     return RouteResult(assigned=assigned, batches=batches)
+
+
+class _Snapshot:
+    """The eligible agents, read once per route_campaign call and kept current
+    from the loads counted under lock, so later batches skip the read.
+
+    Only ranking relies on it: every pick is re-checked on the locked rows.
+    """
+
+    def __init__(self) -> None:
+        self.eligible: dict[int, EligibleAgent] | None = None
+        self.aged = False
+        self.queue_empty = False
 
 
 def _routable_kinds(campaign_id: int) -> list[tuple[str, QueueSettings]]:
@@ -417,6 +482,7 @@ def _route_batch(
     settings_: QueueSettings,
     batch_size: int,
     rng: random.Random | None,
+    snapshot: _Snapshot,
 ) -> int:
     # Routers of one campaign take turns: two batches side by side could
     # serve a newer conversation while an older one finds the agents full,
@@ -432,12 +498,19 @@ def _route_batch(
         .order_by("queued_at", "id")[:batch_size]
     )
     if not claimed:
+        snapshot.queue_empty = True
         return 0
     strategy = settings_.strategy
     round_robin = strategy in strategies.ROUND_ROBIN
     # These pick afresh for every conversation, not one agent until full.
     per_conversation = round_robin or strategy in (strategies.RANDOM, strategies.WRANDOM)
-    eligible = eligible_agents(campaign=campaign, strategy=strategy, now=now)
+    snapshot.aged = False
+    if snapshot.eligible is None:
+        snapshot.eligible = {
+            e.candidate.agent_id: e
+            for e in eligible_agents(campaign=campaign, strategy=strategy, now=now)
+        }
+    eligible = list(snapshot.eligible.values())
     if not eligible:
         return 0
     last_served = _last_served(campaign) if round_robin else None
@@ -464,6 +537,7 @@ def _route_batch(
     }
     loads = agent_loads(agent_ids=locked)
     slots = {agent_id: locked[agent_id].capacity - loads[agent_id] for agent_id in locked}
+    locked_slots = dict(slots)
     pool = [c for c in ranked if slots.get(c.agent_id, 0) > 0]
 
     events, changed, served_profiles = [], [], {}
@@ -490,9 +564,22 @@ def _route_batch(
         profile.last_assignment_at = now
         served_profiles[profile.pk] = profile
         last_served = strategies.LastServed(member_id=chosen.member_id, position=chosen.position)
+    # Keep the snapshot true to what the locks showed: full or no longer
+    # eligible agents drop out, the others carry their new load.
+    snapshot.aged = any(
+        locked_slots.get(agent_id, 0) < snapshot.eligible[agent_id].free for agent_id in wanted
+    )
+    for agent_id in wanted:
+        if slots.get(agent_id, 0) > 0:
+            agent = snapshot.eligible[agent_id]
+            snapshot.eligible[agent_id] = dataclasses.replace(
+                agent, load=agent.capacity - slots[agent_id]
+            )
+        else:
+            del snapshot.eligible[agent_id]
     if not changed:
         return 0
-    _update_in_groups(changed, _ASSIGN_FIELDS, varying=("agent_id", "service_level_met"))
+    _update_rows(changed, _ASSIGN_FIELDS, grouped=("service_level_met",), per_row=("agent_id",))
     InteractionEvent.objects.bulk_create(events)
     get_channel(kind).interactions_assigned(interaction_ids=[i.pk for i in changed])
     AgentProfile.objects.filter(pk__in=served_profiles).update(last_assignment_at=now)
@@ -904,6 +991,8 @@ def interaction_abandon_locked(
     interaction.close_reason = reason
     interaction.save(update_fields=["status", "finished_at", "close_reason", *fields])
     event.save()
+    channel = get_channel(interaction.channel_kind)
+    transaction.on_commit(lambda: channel.interaction_abandoned(interaction_id=interaction.pk))
     return interaction
 
 
@@ -1017,7 +1106,7 @@ def sweep_queue_timeouts(
         )
         interaction.finished_at = now
         interaction.close_reason = "timed_out"
-    _update_in_groups(
+    _update_rows(
         due,
         [
             "status",
@@ -1028,7 +1117,7 @@ def sweep_queue_timeouts(
             "finished_at",
             "close_reason",
         ],
-        varying=("service_level_met",),
+        grouped=("service_level_met",),
     )
     InteractionEvent.objects.bulk_create(events)
     for interaction in due:
@@ -1086,7 +1175,7 @@ def sweep_transfer_timeouts(
             )
         )
         _end_offer(interaction)
-    _update_in_groups(due, ["status", "transfer_to", "transfer_deadline_at"], varying=())
+    _update_rows(due, ["status", "transfer_to", "transfer_deadline_at"])
     InteractionEvent.objects.bulk_create(events)
     _schedule_routing_for_agents(receivers)
     return [i.pk for i in due]

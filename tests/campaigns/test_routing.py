@@ -442,6 +442,23 @@ def test_heartbeat_staleness_boundary_is_inclusive(settings):
     assert [e.candidate.agent_id for e in eligible] == [just_in_time.pk]
 
 
+def test_routing_passes_over_agents_the_snapshot_wrongly_thought_free(monkeypatch):
+    # Between the snapshot and the lock the first agent took work elsewhere;
+    # the router must correct its snapshot and serve the next agent.
+    channel = make_channel(strategy=Strategy.LINEAR)
+    busy = agent_in(channel.campaign, capacity=1, position=0)
+    free = agent_in(channel.campaign, capacity=1, position=1)
+    stale = eligible_agents(campaign=channel.campaign, strategy="linear", now=timezone.now())
+    held_by(busy, CampaignFactory())
+    monkeypatch.setattr(routing, "eligible_agents", lambda **kwargs: stale)
+    interaction = enqueue(channel.campaign)
+
+    result = route_campaign(campaign_id=channel.campaign_id)
+
+    assert result.assigned == 1
+    assert holder(interaction) == free.pk
+
+
 def test_members_of_other_campaigns_are_not_eligible():
     channel = make_channel()
     agent_in(CampaignFactory())
