@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Max
@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from bots.models import Bot, BotSession, BotStep
-from bots.services import bot_save
+from bots.services import bot_rotate_secret, bot_save
 from bots.trial import bot_trial
 from campaigns.models import Campaign
 
@@ -125,8 +125,28 @@ class BotAdmin(admin.ModelAdmin):
     def webhook_secret_display(self, obj: Bot) -> str:
         return obj.masked_webhook_secret or "(made when the bot is saved)"
 
+    actions = ["rotate_webhook_secret"]
+
     def save_model(self, request, obj, form, change) -> None:
         bot_save(bot=obj)
+        if not change:
+            self._show_secret_once(request, obj)
+
+    def _show_secret_once(self, request, bot: Bot) -> None:
+        # The receiving server needs the whole secret to check signatures;
+        # this message is the only place it is ever shown.
+        self.message_user(
+            request,
+            f"Webhook secret of “{bot}”: {bot.webhook_secret} — copy it into the "
+            "receiving server now; it is not shown again (rotate it to get a new one).",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Rotate the webhook secret (shown once)")
+    def rotate_webhook_secret(self, request, queryset) -> None:
+        for bot in queryset:
+            bot_rotate_secret(bot=bot)
+            self._show_secret_once(request, bot)
 
     def get_urls(self):
         opts = self.model._meta

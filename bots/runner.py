@@ -113,6 +113,8 @@ def post_webhook(
     """POST `payload` as signed JSON; return the JSON object answered."""
     import requests
 
+    if not secret:
+        raise BotFailure("The bot has no webhook secret; save the bot in the admin to make one.")
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     try:
         response = requests.post(

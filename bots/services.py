@@ -43,6 +43,13 @@ def bot_save(*, bot: Bot) -> Bot:
     return bot
 
 
+def bot_rotate_secret(*, bot: Bot) -> Bot:
+    """Give the bot a new webhook signing secret; the old one stops working at once."""
+    bot.webhook_secret = secrets.token_urlsafe(32)
+    bot.save(update_fields=["webhook_secret"])
+    return bot
+
+
 def _note(session: BotSession, reason: str, **data) -> None:
     InteractionEvent.objects.create(
         interaction_id=session.interaction_id,
@@ -141,12 +148,18 @@ def bot_hand_over(*, interaction_ids: list[int], now: datetime.datetime | None =
     re-checks its session) never speaks after the agent has the conversation.
     """
     now = now or timezone.now()
+    # SKIP LOCKED: a session locked now is in a webhook call (other steps lock
+    # the conversation first, so routers never get here for theirs); waiting
+    # would stall routing for up to the webhook's timeout. That step's next
+    # step sees the conversation assigned and stops the bot.
     sessions = list(
-        BotSession.objects.filter(
+        BotSession.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
             interaction_id__in=interaction_ids,
             trigger=BotSession.Trigger.START,
             status__in=BotSession.ACTIVE_STATUSES,
-        ).select_related("interaction", "bot")
+        )
+        .select_related("interaction", "bot")
     )
     if not sessions:
         return 0
@@ -354,12 +367,19 @@ def bot_run_step(*, session_id: int, position: int, now: datetime.datetime | Non
 
 @transaction.atomic
 def bot_customer_replied(
-    *, interaction_id: int, text: str, now: datetime.datetime | None = None
+    *,
+    interaction_id: int,
+    text: str,
+    only_answers: bool = False,
+    now: datetime.datetime | None = None,
 ) -> bool:
     """Give the customer's message to the bot waiting for an answer, if any.
 
     Returns True when a bot took it. The message itself is already stored on
-    the conversation, where the agent sees it too.
+    the conversation, where the agent sees it too. With `only_answers` (a
+    survey on a closed conversation), a reply that is not one of the
+    question's choices stops the bot and is not taken: the customer has
+    moved on, and their message should open a new conversation.
     """
     now = now or timezone.now()
     session_id = (
@@ -384,6 +404,11 @@ def bot_customer_replied(
         return True
     context = _context(session, now)
     verdict, retry_text = take_reply(step, text, retries=session.retries, context=context)
+    if only_answers and verdict is not Reply.ANSWERED:
+        reason = "the customer wrote something other than an answer"
+        _end(session, _Status.STOPPED, now, error=reason)
+        _note(session, f"bot “{session.bot}” stopped: {reason}")
+        return False
     session.answers = context.answers
     if verdict is Reply.ASK_AGAIN:
         session.retries += 1

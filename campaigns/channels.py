@@ -42,6 +42,9 @@ class Channel(Protocol):
     def interaction_finished(self, *, interaction_id: int) -> None:
         """Called after commit when an agent or supervisor finished a conversation."""
 
+    def interaction_abandoned(self, *, interaction_id: int) -> None:
+        """Called after commit when a waiting conversation was given up (STOP, or a supervisor)."""
+
     def interaction_timed_out(self, *, interaction_id: int) -> None:
         """Called after commit when a conversation left the queue on its deadline."""
 

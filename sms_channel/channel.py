@@ -54,6 +54,9 @@ class Sms:
             return
         self._start(interaction, "bot_on_finish", BotSession.Trigger.FINISH)
 
+    def interaction_abandoned(self, *, interaction_id: int) -> None:
+        bot_stop(interaction_id=interaction_id, reason="the customer left the queue")
+
     def interaction_timed_out(self, *, interaction_id: int) -> None:
         interaction = Interaction.objects.get(pk=interaction_id)
         self._start(interaction, "bot_after_timeout", BotSession.Trigger.TIMEOUT)

@@ -199,7 +199,8 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
         elif survey := waiting_session_for(campaign_id=campaign.pk, customer_number=customer):
             bot_stop(interaction_id=survey.interaction_id, reason="the customer opted out", now=now)
         return
-    if keyword in OPT_IN_KEYWORDS:
+    # YES is also an everyday answer: it opts in only someone who opted out.
+    if keyword in OPT_IN_KEYWORDS and (keyword != "YES" or _opted_out(channel, customer)):
         _set_purpose(message, Message.Purpose.OPT_IN, interaction=open_interaction)
         if channel.connector.opt_out_list_id:
             blacklist_remove_number(blacklist=channel.connector.opt_out_list, number=customer)
@@ -230,10 +231,13 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
         interaction_touch(interaction=open_interaction, now=now)
         bot_customer_replied(interaction_id=open_interaction.pk, text=message.body, now=now)
         return
-    # A bot on a closed conversation (a survey, an apology) waits for this reply.
-    if survey := waiting_session_for(campaign_id=campaign.pk, customer_number=customer):
+    # A bot on a closed conversation (a survey) waits for this reply; anything
+    # but an answer ends it and opens a new conversation below.
+    survey = waiting_session_for(campaign_id=campaign.pk, customer_number=customer)
+    if survey and bot_customer_replied(
+        interaction_id=survey.interaction_id, text=message.body, only_answers=True, now=now
+    ):
         _attach(message, survey.interaction)
-        bot_customer_replied(interaction_id=survey.interaction_id, text=message.body, now=now)
         return
 
     # 5. Out of hours.
@@ -281,6 +285,11 @@ def _apply_intake_rules(*, channel: SmsChannel, message: Message, now) -> None:
         trigger=BotSession.Trigger.START,
         now=now,
     )
+
+
+def _opted_out(channel: SmsChannel, number: str) -> bool:
+    opt_out_id = channel.connector.opt_out_list_id
+    return bool(opt_out_id) and number_is_listed(number=number, blacklist_ids=[opt_out_id])
 
 
 def _set_purpose(message: Message, purpose: str, *, interaction: Interaction | None) -> None:
@@ -395,8 +404,7 @@ SEND_LEASE = datetime.timedelta(seconds=60)
 
 def sms_refusal_reason(*, channel: SmsChannel, to_number: str) -> str:
     """Why `to_number` may not be texted on `channel`, or "" if it may."""
-    opt_out_id = channel.connector.opt_out_list_id if channel.connector_id else None
-    if opt_out_id and number_is_listed(number=to_number, blacklist_ids=[opt_out_id]):
+    if channel.connector_id and _opted_out(channel, to_number):
         return f"{to_number} has opted out (texted STOP); they must text START first."
     if channel.outbound_blacklist_enabled and number_is_listed(
         number=to_number,

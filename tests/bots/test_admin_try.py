@@ -184,9 +184,31 @@ def test_a_bot_saved_in_the_admin_gets_a_secret_stored_encrypted(supervisor_clie
     assert secret not in raw
     assert decrypt(raw) == secret
 
-    page = supervisor_client.get(reverse("admin:bots_bot_change", args=[bot.pk])).content
-    assert f"••••{secret[-4:]}" in page.decode()
-    assert secret not in page.decode()
+    # Shown in full once, in the message on the page after saving, for the
+    # receiving server; masked ever after.
+    change_url = reverse("admin:bots_bot_change", args=[bot.pk])
+    first = supervisor_client.get(change_url).content.decode()
+    assert f"Webhook secret of “Welcome”: {secret}" in first
+    later = supervisor_client.get(change_url).content.decode()
+    assert f"••••{secret[-4:]}" in later
+    assert secret not in later
+
+
+def test_rotating_the_secret_shows_the_new_one_once(supervisor_client):
+    bot = BotFactory(name="Welcome", webhook_secret=SECRET)
+
+    response = supervisor_client.post(
+        reverse("admin:bots_bot_changelist"),
+        {"action": "rotate_webhook_secret", "_selected_action": [bot.pk]},
+        follow=True,
+    )
+
+    bot.refresh_from_db()
+    assert bot.webhook_secret != SECRET
+    assert len(bot.webhook_secret) >= 32
+    assert bot.webhook_secret in response.content.decode()
+    later = supervisor_client.get(reverse("admin:bots_bot_change", args=[bot.pk]))
+    assert bot.webhook_secret not in later.content.decode()
 
 
 def test_saving_a_bot_again_keeps_its_secret(supervisor_client):

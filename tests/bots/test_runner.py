@@ -226,11 +226,6 @@ def test_choices_match_in_any_case_and_store_the_choice_as_written(channel, text
     assert bot_texts()[-1] == "You said Refund."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sms_channel intake treats YES as an opt-in keyword and returns before "
-    "giving the message to the waiting bot",
-)
 def test_yes_answers_a_yes_or_no_question(channel, texts):
     bot = make_bot(ask("Is it about an order?", key="about_order", choices=["Yes", "No"]))
     use(channel, bot_on_start=bot)
@@ -595,6 +590,22 @@ def test_finish_bot_survey_stores_the_rating_on_the_closed_conversation(channel,
     assert interaction.status == S.FINISHED
 
 
+def test_a_new_question_instead_of_a_rating_ends_the_survey_and_opens_a_conversation(
+    channel, texts, run
+):
+    use(channel, bot_on_finish=survey_bot())
+    finished = finished_by_agent(channel, texts, run)
+
+    reply = texts("I have another problem with my bill")
+
+    session = the_session(Trigger.FINISH)
+    assert session.status == Status.STOPPED
+    assert session.error == "the customer wrote something other than an answer"
+    assert reply.interaction != finished
+    assert reply.interaction.status == S.QUEUED
+    assert bot_texts() == ["Thanks! How did we do? Rate 1-5"]
+
+
 def test_stop_while_the_survey_waits_stops_the_bot(channel, texts, run):
     use(channel, bot_on_finish=survey_bot())
     finished_by_agent(channel, texts, run)
@@ -782,3 +793,16 @@ def test_after_stop_and_start_a_new_message_opens_a_new_conversation(channel, te
 
 def seconds(n: float) -> datetime.timedelta:
     return datetime.timedelta(seconds=n)
+
+
+def test_stop_while_the_greeting_waits_stops_the_bot(channel, texts):
+    bot = make_bot(ask("What is your order number?", key="order"))
+    use(channel, bot_on_start=bot)
+    texts("Hi")
+    assert the_session().status == Status.WAITING
+
+    texts("STOP")
+
+    session = the_session()
+    assert (session.status, session.error) == (Status.STOPPED, "the customer left the queue")
+    assert Interaction.objects.get().status == S.ABANDONED

@@ -84,6 +84,24 @@ def test_start_removes_the_sender_from_the_opt_out_list(client, twilio_channel):
     assert Interaction.objects.count() == 0
 
 
+def test_yes_opts_back_in_a_customer_who_opted_out(client, twilio_channel):
+    inbound(client, body="STOP")
+    inbound(client, body="Yes")
+
+    twilio_channel.connector.refresh_from_db()
+    assert not twilio_channel.connector.opt_out_list.entries.exists()
+    assert Message.objects.get(body="Yes").purpose == Message.Purpose.OPT_IN
+    assert Interaction.objects.count() == 0
+
+
+def test_yes_from_anyone_else_is_an_ordinary_message(client, twilio_channel):
+    inbound(client, body="yes")
+
+    message = Message.objects.get(body="yes")
+    assert message.purpose == Message.Purpose.CONVERSATION
+    assert message.interaction.status == Interaction.Status.QUEUED
+
+
 def test_help_is_stored_and_left_to_the_provider(client, twilio_channel):
     inbound(client, body="HELP")
 
