@@ -6,7 +6,8 @@ settings, and tells it after commit when a conversation enters a queue,
 times out or finishes (the channel owns the Automations and starts bots).
 """
 
-from dataclasses import dataclass
+import datetime
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from contactcenter.exceptions import ApplicationError
@@ -24,6 +25,21 @@ class QueueSettings:
     agents_may_pick: bool
 
 
+@dataclass(frozen=True)
+class TranscriptEntry:
+    """One message of a conversation as the agent console and the API show it."""
+
+    at: datetime.datetime
+    who: str  # "customer", "agent", "bot" or "system"
+    author: str  # the agent's name for agent messages, else ""
+    body: str
+    media: list[str] = field(default_factory=list)
+    # Outbound only: the delivery status as a person reads it, and any error.
+    delivery: str = ""
+    failed: bool = False
+    error: str = ""
+
+
 class Channel(Protocol):
     kind: str
 
@@ -32,6 +48,18 @@ class Channel(Protocol):
 
     def queue_settings_many(self, *, campaign_ids: list[int]) -> dict[int, QueueSettings]:
         """Settings for several campaigns in one query."""
+
+    def transcript(self, *, interaction_id: int) -> list[TranscriptEntry]:
+        """Every message of the conversation, oldest first."""
+
+    def unread_counts(self, *, read_marks: dict[int, datetime.datetime | None]) -> dict[int, int]:
+        """Customer messages after each conversation's read mark, in one query."""
+
+    def agent_reply(self, *, interaction, body: str, agent) -> None:
+        """Send the agent's text to the customer; ApplicationError if refused."""
+
+    def start_conversation(self, *, campaign, customer_number: str, body: str, agent):
+        """Open an agent-started conversation with a first text; returns the Interaction."""
 
     def send_text(self, *, interaction, body: str) -> None:
         """Send a bot's text to the conversation's customer; ApplicationError if refused."""

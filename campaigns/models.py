@@ -359,6 +359,8 @@ class Interaction(models.Model):
     left_queue_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # When the agent holding it last opened it: later customer messages are unread.
+    agent_read_at = models.DateTimeField(null=True, blank=True)
     queue_outcome = models.CharField(max_length=16, choices=QueueOutcome.choices, blank=True)
     service_level_met = models.BooleanField(null=True, blank=True)
 

@@ -375,10 +375,24 @@ def interaction_start_outbound(
     return interaction
 
 
-def interaction_touch(*, interaction: Interaction, now: datetime.datetime) -> None:
-    """Note a new message on the conversation (for unread and wait displays)."""
+def interaction_touch(
+    *, interaction: Interaction, now: datetime.datetime, by_agent: bool = False
+) -> None:
+    """Note a new message on the conversation (for unread and wait displays);
+    an agent's first one is the conversation's first response."""
     Interaction.objects.filter(pk=interaction.pk).update(last_message_at=now)
     interaction.last_message_at = now
+    if by_agent and interaction.first_response_at is None:
+        Interaction.objects.filter(pk=interaction.pk, first_response_at__isnull=True).update(
+            first_response_at=now
+        )
+        interaction.first_response_at = now
+
+
+def interaction_mark_read(*, interaction: Interaction, now: datetime.datetime) -> None:
+    """The agent holding the conversation has seen every message so far."""
+    Interaction.objects.filter(pk=interaction.pk).update(agent_read_at=now)
+    interaction.agent_read_at = now
 
 
 def interaction_note(

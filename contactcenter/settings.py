@@ -111,8 +111,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-LOGIN_URL = "/admin/login/"
-
 # Phone numbers are stored in E.164. A number typed without "+" is read in
 # this region (ISO 3166 code, e.g. "US"); empty means "+" is required.
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")

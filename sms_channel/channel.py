@@ -1,8 +1,12 @@
 """The SMS channel as the core sees it, registered in the core's channel registry."""
 
+import datetime
+
+from django.db.models import Count, Q
+
 from bots.models import BotSession
 from bots.services import bot_hand_over, bot_start, bot_stop
-from campaigns.channels import QueueSettings
+from campaigns.channels import QueueSettings, TranscriptEntry
 from campaigns.models import Interaction
 from sms_channel.models import Message, SmsChannel
 
@@ -37,6 +41,57 @@ class Sms:
     def queue_settings_many(self, *, campaign_ids: list[int]) -> dict[int, QueueSettings]:
         rows = SmsChannel.objects.filter(campaign_id__in=campaign_ids).values(*_QUEUE_FIELDS)
         return {row["campaign_id"]: _settings(row) for row in rows}
+
+    def transcript(self, *, interaction_id: int) -> list[TranscriptEntry]:
+        messages = Message.objects.filter(interaction_id=interaction_id).select_related(
+            "sender_user"
+        )
+        return [
+            TranscriptEntry(
+                at=m.created_at,
+                who=m.sender,
+                author=(m.sender_user.get_full_name() or m.sender_user.get_username())
+                if m.sender_user
+                else "",
+                body=m.body,
+                media=[item.get("url", "") for item in m.media if isinstance(item, dict)],
+                delivery=m.get_status_display()
+                if m.direction == Message.Direction.OUTBOUND
+                else "",
+                failed=m.status in (Message.Status.FAILED, Message.Status.UNDELIVERED),
+                error=" ".join(filter(None, [m.error_code, m.error_message])),
+            )
+            for m in messages
+        ]
+
+    def unread_counts(self, *, read_marks: dict[int, datetime.datetime | None]) -> dict[int, int]:
+        if not read_marks:
+            return {}
+        unread = Q()
+        for interaction_id, mark in read_marks.items():
+            condition = Q(interaction_id=interaction_id)
+            if mark is not None:
+                condition &= Q(created_at__gt=mark)
+            unread |= condition
+        rows = (
+            Message.objects.filter(unread, direction=Message.Direction.INBOUND)
+            .values("interaction_id")
+            .annotate(n=Count("id"))
+            .values_list("interaction_id", "n")
+        )
+        return {interaction_id: 0 for interaction_id in read_marks} | dict(rows)
+
+    def agent_reply(self, *, interaction: Interaction, body: str, agent) -> None:
+        from sms_channel.services import sms_send
+
+        sms_send(interaction=interaction, body=body, sender=Message.Sender.AGENT, user=agent)
+
+    def start_conversation(self, *, campaign, customer_number: str, body: str, agent):
+        from sms_channel.services import sms_conversation_start
+
+        return sms_conversation_start(
+            campaign=campaign, customer_number=customer_number, body=body, agent=agent
+        ).interaction
 
     def send_text(self, *, interaction: Interaction, body: str) -> None:
         from sms_channel.services import sms_send

@@ -492,7 +492,7 @@ def sms_send(
         user=user,
         now=now,
     )
-    interaction_touch(interaction=interaction, now=now)
+    interaction_touch(interaction=interaction, now=now, by_agent=sender == Message.Sender.AGENT)
     return message
 
 

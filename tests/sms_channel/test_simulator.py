@@ -135,7 +135,7 @@ def test_anonymous_user_is_sent_to_the_login(client, channel):
     response = client.get(URL)
 
     assert response.status_code == 302
-    assert response["Location"] == f"/admin/login/?next={URL}"
+    assert response["Location"] == f"/accounts/login/?next={URL}"
     assert text(client).status_code == 302
     assert not Message.objects.exists()
 
