@@ -47,7 +47,7 @@ from campaigns.models import (
     Member,
 )
 from campaigns.permissions import is_supervisor
-from campaigns.services import _transition
+from campaigns.services import _transition, refuse_second_open
 from campaigns.tasks import route_campaign_task
 from contactcenter.exceptions import ApplicationError
 
@@ -699,6 +699,11 @@ def interaction_transfer_to_agent(
     return interaction
 
 
+def _holders(interaction: Interaction) -> list[int]:
+    """The agents whose load includes this conversation."""
+    return [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
+
+
 def _end_offer(interaction: Interaction) -> list[str]:
     interaction.transfer_to = None
     interaction.transfer_deadline_at = None
@@ -784,15 +789,11 @@ def interaction_transfer_to_campaign(
     settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
     if not settings_.enabled:
         raise ApplicationError(f"Campaign “{campaign}” has its channel disabled.")
-    if Interaction.objects.filter(
+    refuse_second_open(
         campaign=campaign,
         channel_kind=interaction.channel_kind,
         customer_number=interaction.customer_number,
-        status__in=Interaction.OPEN_STATUSES,
-    ).exists():
-        raise ApplicationError(
-            f"{interaction.customer_number} already has an open conversation in “{campaign}”."
-        )
+    )
     return _requeue(
         interaction,
         campaign=campaign,
@@ -817,7 +818,7 @@ def _requeue(
     now: datetime.datetime,
 ) -> Interaction:
     """Put a locked interaction (back) in `campaign`'s queue for a new stay."""
-    released = [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
+    released = _holders(interaction)
     event = _transition(
         interaction=interaction,
         to_status=_S.QUEUED,
@@ -918,7 +919,7 @@ def _finish(
     disposition: Disposition | None = None,
     note: str = "",
 ) -> Interaction:
-    released = [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
+    released = _holders(interaction)
     event = _transition(
         interaction=interaction,
         to_status=_S.FINISHED,
@@ -1021,7 +1022,7 @@ def interaction_reassign(
             and to_agent.pk in (interaction.agent_id, interaction.transfer_to_id)
         ),
     )
-    released = [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
+    released = _holders(interaction)
     data = {"from_agent": interaction.agent_id, "to_agent": to_agent.pk}
     if interaction.status == _S.ASSIGNED:
         # Same status, another agent: an event without a transition.
@@ -1261,17 +1262,11 @@ def interaction_bot_requeue(
     if not campaign.active:
         raise ApplicationError(f"Campaign “{campaign}” is inactive.")
     settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
-    if (
-        campaign.pk != interaction.campaign_id
-        and Interaction.objects.filter(
+    if campaign.pk != interaction.campaign_id:
+        refuse_second_open(
             campaign=campaign,
             channel_kind=interaction.channel_kind,
             customer_number=interaction.customer_number,
-            status__in=Interaction.OPEN_STATUSES,
-        ).exists()
-    ):
-        raise ApplicationError(
-            f"{interaction.customer_number} already has an open conversation in “{campaign}”."
         )
     return _requeue(
         interaction,

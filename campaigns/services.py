@@ -330,6 +330,19 @@ def interaction_reject_new(
     )
 
 
+def refuse_second_open(*, campaign: Campaign, channel_kind: str, customer_number: str) -> None:
+    """Refuse a conversation the customer would have twice open in `campaign`."""
+    if Interaction.objects.filter(
+        campaign=campaign,
+        channel_kind=channel_kind,
+        customer_number=customer_number,
+        status__in=Interaction.OPEN_STATUSES,
+    ).exists():
+        raise ApplicationError(
+            f"{customer_number} already has an open conversation in “{campaign}”."
+        )
+
+
 @transaction.atomic
 def interaction_start_outbound(
     *,
@@ -342,15 +355,9 @@ def interaction_start_outbound(
     """Open an agent-started conversation, owned by that agent from the start."""
     if not Member.objects.filter(campaign=campaign, agent=agent, active=True).exists():
         raise ApplicationError(f"You are not an active member of campaign “{campaign}”.")
-    if Interaction.objects.filter(
-        campaign=campaign,
-        channel_kind=channel_kind,
-        customer_number=customer_number,
-        status__in=Interaction.OPEN_STATUSES,
-    ).exists():
-        raise ApplicationError(
-            f"{customer_number} already has an open conversation in “{campaign}”."
-        )
+    refuse_second_open(
+        campaign=campaign, channel_kind=channel_kind, customer_number=customer_number
+    )
     interaction = Interaction(
         campaign=campaign,
         channel_kind=channel_kind,
