@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
+from rest_framework.authtoken.models import TokenProxy
 
 from campaigns.forms import (
     AgentChangeForm,
@@ -499,3 +500,10 @@ class InteractionAdmin(admin.ModelAdmin):
                 closed += 1
         if closed:
             self.message_user(request, f"Closed {closed} conversation(s).", messages.SUCCESS)
+
+
+# DRF lists every API token key in full on its admin page, and a token's
+# primary key is the key itself, so it would leak through every link and the
+# admin log. Tokens are made with `manage.py drf_create_token USERNAME`, which
+# prints the key once.
+admin.site.unregister(TokenProxy)

@@ -416,3 +416,118 @@ def interaction_note(
         reason=reason,
         data=data or {},
     )
+
+
+# Blacklists in bulk (the REST API). Each row gets its own result; the valid
+# rows are applied together in one transaction.
+
+BLACKLIST_BULK_MAX_ROWS = 1000
+
+
+class BulkRowStatus:
+    """What happened to one row of a bulk request."""
+
+    ADDED = "added"
+    DUPLICATE = "duplicate"
+    REMOVED = "removed"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+
+
+class BulkRowResult(NamedTuple):
+    index: int
+    number: str  # E.164 when it could be read, else as sent
+    status: str  # a BulkRowStatus value
+    error: str = ""
+
+
+def _check_bulk_size(rows: int) -> None:
+    if rows > BLACKLIST_BULK_MAX_ROWS:
+        raise ApplicationError(
+            f"At most {BLACKLIST_BULK_MAX_ROWS} rows per request; this one has {rows}. "
+            "Split it into smaller requests."
+        )
+
+
+def blacklist_bulk_add(
+    *, blacklist: Blacklist, entries: list[tuple[str, str]], added_by: User | None
+) -> list[BulkRowResult]:
+    """Add (number, reason) pairs to `blacklist`, one result per pair, in order.
+
+    Numbers already on the list, or earlier in `entries`, are duplicates and
+    keep their stored reason. Rows that cannot be read are reported as
+    invalid and the others are still added. More than BLACKLIST_BULK_MAX_ROWS
+    pairs raise ApplicationError and write nothing.
+    """
+    _check_bulk_size(len(entries))
+    reason_max_length = BlacklistEntry._meta.get_field("reason").max_length
+    results: list[BulkRowResult] = []
+    new_entries: list[BlacklistEntry] = []
+    with transaction.atomic():
+        # Concurrent bulk adds and CSV imports into one list take turns, so
+        # each reports the other's numbers as duplicates.
+        Blacklist.objects.select_for_update(no_key=True).get(pk=blacklist.pk)
+        parsed = [_parse_number(raw) for raw, _ in entries]
+        seen = set(
+            blacklist.entries.filter(
+                number__in=[number for number, _ in parsed if number]
+            ).values_list("number", flat=True)
+        )
+        for index, ((raw, reason), (number, error)) in enumerate(zip(entries, parsed, strict=True)):
+            reason = reason.strip()
+            if not error and len(reason) > reason_max_length:
+                error = f"The reason is longer than {reason_max_length} characters."
+            if error:
+                results.append(BulkRowResult(index, raw, BulkRowStatus.INVALID, error))
+            elif number in seen:
+                results.append(BulkRowResult(index, number, BulkRowStatus.DUPLICATE))
+            else:
+                seen.add(number)
+                new_entries.append(
+                    BlacklistEntry(
+                        blacklist=blacklist, number=number, reason=reason, added_by=added_by
+                    )
+                )
+                results.append(BulkRowResult(index, number, BulkRowStatus.ADDED))
+        # A number added meanwhile by a path that does not lock the list (a
+        # customer's STOP) is skipped rather than failing the whole request.
+        BlacklistEntry.objects.bulk_create(new_entries, ignore_conflicts=True)
+    return results
+
+
+def blacklist_bulk_remove(*, blacklist: Blacklist, numbers: list[str]) -> list[BulkRowResult]:
+    """Take `numbers` off `blacklist`, one result per number, in order.
+
+    A number not on the list, or repeated after it was removed, is not_found;
+    one that cannot be read is invalid. More than BLACKLIST_BULK_MAX_ROWS
+    numbers raise ApplicationError and remove nothing.
+    """
+    _check_bulk_size(len(numbers))
+    results: list[BulkRowResult] = []
+    with transaction.atomic():
+        Blacklist.objects.select_for_update(no_key=True).get(pk=blacklist.pk)
+        parsed = [_parse_number(raw) for raw in numbers]
+        present = set(
+            blacklist.entries.filter(
+                number__in=[number for number, _ in parsed if number]
+            ).values_list("number", flat=True)
+        )
+        removed: set[str] = set()
+        for index, (raw, (number, error)) in enumerate(zip(numbers, parsed, strict=True)):
+            if error:
+                results.append(BulkRowResult(index, raw, BulkRowStatus.INVALID, error))
+            elif number in present and number not in removed:
+                removed.add(number)
+                results.append(BulkRowResult(index, number, BulkRowStatus.REMOVED))
+            else:
+                results.append(BulkRowResult(index, number, BulkRowStatus.NOT_FOUND))
+        BlacklistEntry.objects.filter(blacklist=blacklist, number__in=removed).delete()
+    return results
+
+
+def _parse_number(raw: str) -> tuple[str, str]:
+    """(E.164 number, "") or ("", why it cannot be read)."""
+    try:
+        return normalize_e164(raw), ""
+    except ValidationError as exc:
+        return "", exc.messages[0]

@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "campaigns",
     "bots",
@@ -153,6 +156,41 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-bot-waits": {"task": "bots.tasks.sweep_bot_waits_task", "schedule": 5.0},
     # Routing is event-driven; this catches anything an event missed.
     "route-all-campaigns": {"task": "campaigns.tasks.route_all_campaigns_task", "schedule": 5.0},
+}
+
+# The REST API (/api/): integrators send "Authorization: Token <key>"; a
+# signed-in browser (the docs page) uses its session. Token first, so a
+# request without credentials gets 401 with a WWW-Authenticate header.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "campaigns.api.pagination.ApiPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SMS contact center API",
+    "DESCRIPTION": (
+        "Conversations, campaign statistics, blacklists and agent status. "
+        "Authenticate with the header `Authorization: Token <key>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Three choice sets share the field name "status": name each one.
+    "ENUM_NAME_OVERRIDES": {
+        "InteractionStatusEnum": "campaigns.models.Interaction.Status",
+        "AgentStatusEnum": "campaigns.models.AgentProfile.Status",
+        "BulkRowStatusEnum": "campaigns.api.serializers.BULK_ROW_STATUSES",
+    },
 }
 
 # An agent whose console has not sent a heartbeat for this long gets no new work.

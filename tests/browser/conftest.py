@@ -47,7 +47,9 @@ def new_page(browser, live_server):
     contexts = []
 
     def open_page(path: str = "/"):
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 860})
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 860}
+        )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
