@@ -61,6 +61,9 @@ class Channel(Protocol):
     def start_conversation(self, *, campaign, customer_number: str, body: str, agent):
         """Open an agent-started conversation with a first text; returns the Interaction."""
 
+    def bot_answers(self, *, interaction_id: int) -> dict:
+        """What the start bot asked and stored (answer key -> answer), for the agent."""
+
     def send_text(self, *, interaction, body: str) -> None:
         """Send a bot's text to the conversation's customer; ApplicationError if refused."""
 
@@ -75,6 +78,14 @@ class Channel(Protocol):
 
     def interaction_timed_out(self, *, interaction_id: int) -> None:
         """Called after commit when a conversation left the queue on its deadline."""
+
+    def satisfaction(
+        self, *, campaign_ids: list[int], start: datetime.datetime, end: datetime.datetime
+    ) -> dict[int, tuple[int, float | None]]:
+        """Satisfaction survey answers per campaign, for surveys started in [start, end).
+
+        Each campaign maps to (how many answers, their average score 1-5 or None).
+        """
 
 
 _channels: dict[str, Channel] = {}

@@ -8,6 +8,8 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 
 from campaigns.models import MIDNIGHT, AgentProfile, BlacklistEntry, Member, OpeningHours
+from campaigns.phone import E164FormField
+from campaigns.segments import MAX_SMS_BODY
 
 
 def constraint_message(model: type[models.Model], name: str) -> str:
@@ -196,3 +198,144 @@ class BlacklistImportForm(forms.Form):
         help_text="One number per row in international format (e.g. +14155550123), "
         "optionally followed by a reason. A header row “number,reason” is optional.",
     )
+
+
+# Supervisor dashboard -------------------------------------------------------------
+
+
+class ReassignForm(forms.Form):
+    """Give a conversation to another active member of the campaign."""
+
+    agent = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        error_messages={
+            "required": "Pick the agent to give the conversation to.",
+            "invalid_choice": "That agent is not an active member of this campaign.",
+        },
+    )
+
+    def __init__(self, *args, campaign_id: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = User.objects.filter(
+            memberships__campaign_id=campaign_id, memberships__active=True, is_active=True
+        )
+
+
+class CloseForm(forms.Form):
+    """Close an open conversation; the reason goes on the conversation and its event."""
+
+    # Interaction.close_reason's length (a test keeps them equal).
+    reason = forms.CharField(max_length=64, required=False)
+
+
+# Agent console. The choices come from the page's selectors, already loaded,
+# so building a form runs no query; the services check the rest again.
+
+
+def _person(user: User) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class AgentStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=AgentProfile.Status.choices)
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(
+        label="Reply",
+        max_length=MAX_SMS_BODY,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": MAX_SMS_BODY}),
+    )
+
+
+class _PickForm(forms.Form):
+    """A form that picks one of the given objects in `field`; cleaned to the object."""
+
+    field = ""
+
+    def __init__(self, *args, objects: list, empty_label: str, label=str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.objects = {str(obj.pk): obj for obj in objects}
+        self.fields[self.field].choices = [("", empty_label)] + [
+            (str(obj.pk), label(obj)) for obj in objects
+        ]
+
+    def picked(self):
+        return self.objects[self.cleaned_data[self.field]]
+
+
+class TransferToAgentForm(_PickForm):
+    field = "to_agent"
+    to_agent = forms.ChoiceField(
+        label="Agent",
+        error_messages={
+            "required": "Choose an agent to transfer to.",
+            "invalid_choice": "That agent cannot take conversations now; choose another.",
+        },
+    )
+    note = forms.CharField(label="Note for them", max_length=255, required=False)
+
+    def __init__(self, *args, agents: list[User], **kwargs) -> None:
+        super().__init__(
+            *args, objects=agents, empty_label="Choose an agent…", label=_person, **kwargs
+        )
+
+
+class TransferToCampaignForm(_PickForm):
+    field = "campaign"
+    campaign = forms.ChoiceField(
+        label="Campaign",
+        error_messages={
+            "required": "Choose a campaign to transfer to.",
+            "invalid_choice": "That campaign cannot take conversations now; choose another.",
+        },
+    )
+    note = forms.CharField(label="Note", max_length=255, required=False)
+
+    def __init__(self, *args, campaigns: list, **kwargs) -> None:
+        super().__init__(*args, objects=campaigns, empty_label="Choose a campaign…", **kwargs)
+
+
+class FinishForm(_PickForm):
+    """Finish a conversation; a disposition is required when the campaign has any."""
+
+    field = "disposition"
+    disposition = forms.ChoiceField(
+        label="Disposition",
+        error_messages={
+            "required": "Pick a disposition to finish this conversation.",
+            "invalid_choice": "That disposition is not one of this campaign's.",
+        },
+    )
+    note = forms.CharField(label="Note", max_length=255, required=False)
+
+    def __init__(self, *args, dispositions: list, **kwargs) -> None:
+        super().__init__(*args, objects=dispositions, empty_label="Choose a disposition…", **kwargs)
+        self.fields["disposition"].required = bool(dispositions)
+
+    def picked(self):
+        return self.objects.get(self.cleaned_data["disposition"])
+
+
+class StartConversationForm(_PickForm):
+    field = "campaign"
+    campaign = forms.ChoiceField(
+        label="Campaign",
+        error_messages={
+            "required": "Choose the campaign to text from.",
+            "invalid_choice": "You cannot start conversations in that campaign.",
+        },
+    )
+    customer_number = E164FormField(
+        label="Customer number", help_text="International format, e.g. +14155550123."
+    )
+    body = forms.CharField(
+        label="First message",
+        max_length=MAX_SMS_BODY,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": MAX_SMS_BODY}),
+    )
+
+    def __init__(self, *args, campaigns: list, **kwargs) -> None:
+        super().__init__(*args, objects=campaigns, empty_label="Choose a campaign…", **kwargs)
+        if len(campaigns) == 1:
+            self.fields["campaign"].initial = str(campaigns[0].pk)

@@ -1278,3 +1278,23 @@ def interaction_bot_requeue(
         data={"from_campaign": interaction.campaign_id, "to_campaign": campaign.pk},
         now=now,
     )
+
+
+# Replies ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def interaction_reply(*, interaction_id: int, by, body: str) -> Interaction:
+    """The agent holding a conversation texts its customer through its channel.
+
+    The channel refuses what it cannot send (an opted-out number, an empty
+    or oversized text) with ApplicationError.
+    """
+    interaction = _locked_for(interaction_id=interaction_id, user=by)
+    if interaction.status not in HELD_STATUSES:
+        raise ApplicationError(
+            f"This conversation is {interaction.get_status_display().lower()}; "
+            "it takes no more replies."
+        )
+    get_channel(interaction.channel_kind).agent_reply(interaction=interaction, body=body, agent=by)
+    return interaction

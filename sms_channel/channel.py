@@ -5,6 +5,7 @@ import datetime
 from django.db.models import Count, Q
 
 from bots.models import BotSession
+from bots.selectors import satisfaction
 from bots.services import bot_hand_over, bot_start, bot_stop
 from campaigns.channels import QueueSettings, TranscriptEntry
 from campaigns.models import Interaction
@@ -93,6 +94,17 @@ class Sms:
             campaign=campaign, customer_number=customer_number, body=body, agent=agent
         ).interaction
 
+    def bot_answers(self, *, interaction_id: int) -> dict:
+        answers = (
+            BotSession.objects.filter(
+                interaction_id=interaction_id, trigger=BotSession.Trigger.START
+            )
+            .values_list("answers", flat=True)
+            .first()
+        )
+        # Keys starting with "_" are the runner's bookkeeping (e.g. webhook errors).
+        return {key: value for key, value in (answers or {}).items() if not key.startswith("_")}
+
     def send_text(self, *, interaction: Interaction, body: str) -> None:
         from sms_channel.services import sms_send
 
@@ -115,6 +127,12 @@ class Sms:
     def interaction_timed_out(self, *, interaction_id: int) -> None:
         interaction = Interaction.objects.get(pk=interaction_id)
         self._start(interaction, "bot_after_timeout", BotSession.Trigger.TIMEOUT)
+
+    def satisfaction(
+        self, *, campaign_ids: list[int], start: datetime.datetime, end: datetime.datetime
+    ) -> dict[int, tuple[int, float | None]]:
+        scores = satisfaction(campaign_ids=campaign_ids, start=start, end=end)
+        return {campaign_id: (s.answers, s.average) for campaign_id, s in scores.items()}
 
     def _start(self, interaction: Interaction, field: str, trigger: str) -> None:
         channel = (

@@ -4,7 +4,6 @@ Playwright cannot download its own browsers here, so the tests launch
 /usr/bin/chromium (installed by .ci/run) and skip without it.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls
-# the tests make around it are synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +38,12 @@ def browser():
 
 
 @pytest.fixture
-def new_page(browser, live_server):
+def new_page(browser, live_server, monkeypatch):
     """Open a fresh browser context (its own cookies) per person in the test."""
+    # Playwright's sync API runs an event loop in the test thread; the ORM
+    # calls the test makes around it are synchronous and safe. Only for this
+    # test: a subprocess started elsewhere (check --deploy) must not see it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     contexts = []
 
     def open_page(path: str = "/"):
