@@ -114,6 +114,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# People sign in at /accounts/login/ and land on their own page (agent
+# console or supervisor dashboard); the admin keeps its own login.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
 # Phone numbers are stored in E.164. A number typed without "+" is read in
 # this region (ISO 3166 code, e.g. "US"); empty means "+" is required.
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="")

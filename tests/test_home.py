@@ -20,3 +20,13 @@ def test_agents_land_on_the_console(agent_client):
 
 def test_supervisors_land_on_the_dashboard(supervisor_client):
     assert supervisor_client.get("/")["Location"] == reverse("supervisor:overview")
+
+
+def test_signing_in_lands_an_agent_on_the_console(client, agent):
+    from tests.factories import PASSWORD
+
+    response = client.post(
+        "/accounts/login/", {"username": agent.username, "password": PASSWORD}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == reverse("agent:console")

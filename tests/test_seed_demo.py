@@ -98,7 +98,8 @@ def test_seed_twice_changes_nothing():
 def test_output_gives_the_urls_and_logins():
     output = seed()
 
-    assert login_line(output, "supervisor").endswith("http://127.0.0.1:8000/admin/")
+    assert login_line(output, "supervisor").endswith("http://127.0.0.1:8000/supervisor/")
+    assert login_line(output, "agent1").endswith("http://127.0.0.1:8000/agent/")
     assert "http://127.0.0.1:8000/admin/\n" in output
     channel = SmsChannel.objects.get()
     assert f"http://127.0.0.1:8000/admin/sms_channel/smschannel/{channel.pk}/change/" in output

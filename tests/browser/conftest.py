@@ -4,6 +4,7 @@ Playwright cannot download its own browsers here, so the tests launch
 /usr/bin/chromium (installed by .ci/run) and skip without it.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop running in the test thread,
+    # which Django takes for async code; the ORM calls around it are
+    # synchronous and safe. Only while this module's browser is open: a
+    # subprocess started by another test (check --deploy) must not see it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -35,15 +40,12 @@ def browser():
         )
         yield browser
         browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
-def new_page(browser, live_server, monkeypatch):
+def new_page(browser, live_server):
     """Open a fresh browser context (its own cookies) per person in the test."""
-    # Playwright's sync API runs an event loop in the test thread; the ORM
-    # calls the test makes around it are synchronous and safe. Only for this
-    # test: a subprocess started elsewhere (check --deploy) must not see it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     contexts = []
 
     def open_page(path: str = "/"):

@@ -1,17 +1,15 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.urls import Resolver404, resolve, reverse
+from django.urls import reverse
 
 from sms_channel.demo import demo_seed
 
 # The runserver address of `make run` (Procfile.dev).
 LOCAL_BASE_URL = "http://127.0.0.1:8000"
 
-# Where each demo role works. The consoles come with later work, so a page is
-# only printed once it is routed.
-ROLE_PAGES = {"supervisor": "/admin/", "agent": "/agent/"}
-DASHBOARD_PAGE = "/supervisor/"
+# Where each demo role works after signing in.
+ROLE_PAGES = {"supervisor": "/supervisor/", "agent": "/agent/"}
 
 
 class Command(BaseCommand):
@@ -48,7 +46,7 @@ class Command(BaseCommand):
         self.stdout.write("\nLogins:")
         for login in result.logins:
             page = ROLE_PAGES[login.role]
-            where = base_url + page if _is_routed(page) else f"{page} (not built yet)"
+            where = base_url + page
             line = f"  {login.role:<10} {login.username:<12} password {login.password:<17} {where}"
             if not login.created:
                 line += "  (existed before: password not reset)"
@@ -62,13 +60,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  Phone simulator       {base_url}{simulator_path}  (text the Demo campaign)"
         )
-        if _is_routed(DASHBOARD_PAGE):
-            self.stdout.write(f"  Supervisor dashboard  {base_url}{DASHBOARD_PAGE}")
-
-
-def _is_routed(path: str) -> bool:
-    try:
-        resolve(path)
-    except Resolver404:
-        return False
-    return True
+        self.stdout.write(f"  Sign in               {base_url}{reverse('login')}")
+        self.stdout.write(f"  Agent console         {base_url}{reverse('agent:console')}")
+        self.stdout.write(f"  Supervisor dashboard  {base_url}{reverse('supervisor:overview')}")
