@@ -730,7 +730,11 @@ def interaction_transfer_accept(
     # The offer already counted against the receiver's capacity: no recount.
     interaction.agent = agent
     interaction.assigned_at = now
-    interaction.save(update_fields=["status", "agent", "assigned_at", *_end_offer(interaction)])
+    # The new holder has read nothing yet.
+    interaction.agent_read_at = None
+    interaction.save(
+        update_fields=["status", "agent", "assigned_at", "agent_read_at", *_end_offer(interaction)]
+    )
     event.save()
     _schedule_routing_for_agents([from_agent_id])
     return interaction
