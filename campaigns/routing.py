@@ -788,16 +788,7 @@ def interaction_transfer_to_campaign(
     interaction = _locked_for(interaction_id=interaction_id, user=by)
     if campaign.pk == interaction.campaign_id:
         raise ApplicationError("The conversation is already in that campaign.")
-    if not campaign.active:
-        raise ApplicationError(f"Campaign “{campaign}” is inactive.")
-    settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
-    if not settings_.enabled:
-        raise ApplicationError(f"Campaign “{campaign}” has its channel disabled.")
-    refuse_second_open(
-        campaign=campaign,
-        channel_kind=interaction.channel_kind,
-        customer_number=interaction.customer_number,
-    )
+    settings_ = _queue_to_enter(interaction, campaign)
     return _requeue(
         interaction,
         campaign=campaign,
@@ -808,6 +799,23 @@ def interaction_transfer_to_campaign(
         data={"from_campaign": interaction.campaign_id, "to_campaign": campaign.pk, "note": note},
         now=now,
     )
+
+
+def _queue_to_enter(interaction: Interaction, campaign: Campaign) -> QueueSettings:
+    """The settings of the queue `interaction` is about to enter; refuse a
+    campaign that takes no conversations or where the customer already has one."""
+    if not campaign.active:
+        raise ApplicationError(f"Campaign “{campaign}” is inactive.")
+    settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
+    if not settings_.enabled:
+        raise ApplicationError(f"Campaign “{campaign}” has its channel disabled.")
+    if campaign.pk != interaction.campaign_id:
+        refuse_second_open(
+            campaign=campaign,
+            channel_kind=interaction.channel_kind,
+            customer_number=interaction.customer_number,
+        )
+    return settings_
 
 
 def _requeue(
@@ -1263,15 +1271,7 @@ def interaction_bot_requeue(
         return interaction
     if interaction.status in (_S.FINISHED, _S.REJECTED, _S.ABANDONED):
         raise ApplicationError(f"Conversation #{interaction.pk} is closed; it cannot be queued.")
-    if not campaign.active:
-        raise ApplicationError(f"Campaign “{campaign}” is inactive.")
-    settings_ = queue_settings(kind=interaction.channel_kind, campaign_id=campaign.pk)
-    if campaign.pk != interaction.campaign_id:
-        refuse_second_open(
-            campaign=campaign,
-            channel_kind=interaction.channel_kind,
-            customer_number=interaction.customer_number,
-        )
+    settings_ = _queue_to_enter(interaction, campaign)
     return _requeue(
         interaction,
         campaign=campaign,

@@ -1919,3 +1919,18 @@ def test_customer_leaving_a_closed_conversation_changes_nothing():
 
     assert fresh(interaction).status == S.TIMED_OUT
     assert not InteractionEvent.objects.exists()
+
+
+def test_a_bot_cannot_requeue_into_a_campaign_with_its_channel_disabled():
+    channel = make_channel()
+    overflow = make_channel(status=SmsChannel.Status.DISABLED)
+    interaction = InteractionFactory(
+        campaign=channel.campaign, status=S.TIMED_OUT, queue_outcome=Outcome.TIMED_OUT
+    )
+
+    with pytest.raises(ApplicationError, match="has its channel disabled"):
+        routing.interaction_bot_requeue(
+            interaction_id=interaction.pk, campaign_name=overflow.campaign.name
+        )
+
+    assert fresh(interaction).status == S.TIMED_OUT
