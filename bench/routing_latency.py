@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.routing_latency            # about two minutes
 
-A worker subprocess (`celery worker --pool=prefork --concurrency=2 -Q celery`)
+A worker subprocess (`celery worker --pool=prefork --concurrency=2 -Q routing,celery`)
 consumes a spare Redis database. Conversations arrive at a steady rate through
 `interaction_enqueue_new` inside `transaction.atomic()`, whose on-commit hook
 publishes `route_campaign_task`, for one campaign (enabled SMS channel,
@@ -333,7 +333,8 @@ def _start_worker(env: dict[str, str], log_path: Path, concurrency: int) -> subp
             "--pool=prefork",
             f"--concurrency={concurrency}",
             "-Q",
-            "celery",
+            # routing: route_campaign_task's queue; celery: the no-op baseline.
+            "routing,celery",
             "-I",
             "bench.latency_tasks",
             "--without-gossip",

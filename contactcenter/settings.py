@@ -6,9 +6,11 @@ DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, FIELD_ENCRYPTION_KEYS, ALLOWED_HOST
 and an https PUBLIC_BASE_URL (which switches on the TLS-only settings).
 """
 
+import datetime
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "campaigns",
     "bots",
     "sms_channel",
@@ -52,6 +55,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn: after the security middleware, so
+    # TLS redirects and HSTS cover them too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "contactcenter.urls"
@@ -98,6 +106,12 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -113,6 +127,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves what collectstatic gathered there, gzipped once at collect
+# time. It scans the folder at start-up and warns if it is missing, so it is
+# made (empty) for development and tests, which serve from the apps' folders.
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # People sign in at /accounts/login/ and land on their own page (agent
 # console or supervisor dashboard); the admin keeps its own login.
@@ -139,6 +161,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Without it kombu writes its exchange tables to ./control.
         "control_folder": str(_broker_dir / "control"),
     }
+# One queue per kind of work, so a flood of one (say, outbound SMS) never
+# delays another (routing). Routes are by module: a task published anywhere
+# goes to its app's queue; "celery", the default, takes anything unrouted. A
+# worker started without -Q consumes all four. Each binds its own routing key
+# (left out, all four would share the key "celery" on the same exchange).
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in ("routing", "sms", "bots", "celery")
+]
+CELERY_TASK_ROUTES = {
+    "campaigns.tasks.*": {"queue": "routing"},
+    "sms_channel.tasks.*": {"queue": "sms"},
+    "bots.tasks.*": {"queue": "bots"},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -214,12 +249,33 @@ SECURE_HSTS_PRELOAD = False
 # Preloading commits the whole domain and its subdomains to HTTPS in browsers
 # for months: the domain owner's decision, so `check --deploy` must not demand it.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
-if env.bool("TRUST_X_FORWARDED_PROTO", default=USE_TLS):
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=USE_TLS)
+if TRUST_X_FORWARDED_PROTO:
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front of gunicorn append the caller's address to
+# X-Forwarded-For; the sign-in limit counts failures per client address.
+# 0 reads the socket's peer (REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if TRUST_X_FORWARDED_PROTO else 0)
 CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL] if PUBLIC_BASE_URL else []
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Password guessing: django-axes refuses a username from one address after
+# AXES_FAILURE_LIMIT failures in a row, for AXES_COOLOFF_TIME, on both the
+# admin's and the agents' sign-in pages. Username and address together, so
+# nobody can lock a colleague out from elsewhere. A success clears the count.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A try during the pause does not extend it, so the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "contactcenter.login_limits.client_ip"
+AXES_USERNAME_CALLABLE = "contactcenter.login_limits.attempted_username"
+AXES_LOCKOUT_CALLABLE = "contactcenter.login_limits.lockout_response"
+# Failures only: no extra row written on every successful sign-in and sign-out.
+AXES_DISABLE_ACCESS_LOG = True
 
 LOGGING = {
     "version": 1,

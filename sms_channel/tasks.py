@@ -5,7 +5,16 @@ from celery import shared_task
 from sms_channel.services import SendOutcome, sms_deliver, sms_redispatch_stale
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+# Killed inside the 60-s sending lease (services.SEND_LEASE), so no second
+# attempt can claim the message while this one might still be sending it.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    max_retries=None,
+    ignore_result=True,
+    soft_time_limit=45,
+    time_limit=55,
+)
 def send_sms_task(self, message_id: int) -> str:
     outcome, retry_in = sms_deliver(message_id=message_id)
     if outcome is SendOutcome.RETRY_LATER:

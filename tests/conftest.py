@@ -1,5 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.test import Client
 
 from campaigns.models import AGENTS_GROUP, SUPERVISORS_GROUP
 from tests.factories import AgentFactory, SupervisorFactory
@@ -10,6 +12,23 @@ def _fast_password_hashing(settings):
     # Every user the factories make hashes a password; the default hasher
     # takes most of a second each, and the suite makes hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class LoginFormClient(Client):
+    """Django's test client, whose login() passes a request as sign-in forms do.
+
+    django-axes' backend counts failures per request and refuses to
+    authenticate without one.
+    """
+
+    def login(self, **credentials) -> bool:
+        credentials.setdefault("request", HttpRequest())
+        return super().login(**credentials)
+
+
+@pytest.fixture
+def client():
+    return LoginFormClient()
 
 
 @pytest.fixture

@@ -61,3 +61,58 @@ def test_unsafe_production_settings_are_flagged(tmp_path, overrides, check_id):
 
     assert result.returncode != 0
     assert check_id in result.stderr
+
+
+PROBE = """
+import django
+django.setup()
+from django.conf import settings
+from django.test import Client
+
+client = Client(SERVER_NAME="cc.example.com")
+plain = client.get("/accounts/login/")
+proxied = client.get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+print(plain.status_code, plain.get("Location"))
+print(proxied.status_code)
+for header in ("Strict-Transport-Security", "X-Frame-Options", "X-Content-Type-Options",
+               "Referrer-Policy", "Cross-Origin-Opener-Policy"):
+    print(header, proxied.get(header))
+print("csrftoken secure", proxied.cookies["csrftoken"]["secure"])
+print("session secure", settings.SESSION_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY)
+print("proxies", settings.TRUSTED_PROXY_COUNT)
+"""
+
+
+def test_behind_the_tls_proxy_pages_carry_the_security_headers(tmp_path):
+    """With production env vars, as the proxy forwards a request: HSTS, secure cookies."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "contactcenter.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "cc.example.com",
+        "PUBLIC_BASE_URL": "https://cc.example.com",
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "301 https://cc.example.com/accounts/login/"
+    assert lines[1] == "200"
+    assert "Strict-Transport-Security max-age=31536000; includeSubDomains" in lines
+    assert "X-Frame-Options DENY" in lines
+    assert "X-Content-Type-Options nosniff" in lines
+    assert "Referrer-Policy same-origin" in lines
+    assert "Cross-Origin-Opener-Policy same-origin" in lines
+    assert "csrftoken secure True" in lines
+    assert "session secure True True" in lines
+    assert "proxies 1" in lines
