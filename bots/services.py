@@ -26,6 +26,7 @@ from campaigns.locks import interaction_locked
 from campaigns.models import Interaction, InteractionEvent
 from campaigns.routing import interaction_bot_finish, interaction_bot_requeue
 from campaigns.selectors import queue_placeholders
+from contactcenter.celery import publish_on_commit
 from contactcenter.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _note(session: BotSession, reason: str, **data) -> None:
 def _schedule(session: BotSession) -> None:
     from bots.tasks import run_bot_step_task
 
-    run_bot_step_task.delay_on_commit(session.pk, session.step_position)
+    publish_on_commit(run_bot_step_task, session.pk, session.step_position)
 
 
 def _save(session: BotSession, now: datetime.datetime, *fields: str) -> None:

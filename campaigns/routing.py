@@ -49,6 +49,7 @@ from campaigns.models import (
 from campaigns.permissions import is_supervisor
 from campaigns.services import _transition, refuse_second_open
 from campaigns.tasks import route_campaign_task
+from contactcenter.celery import publish_on_commit
 from contactcenter.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _actor_for(user) -> str:
 def schedule_routing(campaign_ids: Iterable[int]) -> None:
     """Route these campaigns once the current transaction commits."""
     for campaign_id in sorted(set(campaign_ids)):
-        route_campaign_task.delay_on_commit(campaign_id)
+        publish_on_commit(route_campaign_task, campaign_id)
 
 
 def _agent_campaign_ids(agent_ids: Iterable[int]) -> list[int]:
@@ -956,7 +957,9 @@ def _finish(
     event.save()
     _schedule_routing_for_agents(released)
     channel = get_channel(interaction.channel_kind)
-    transaction.on_commit(lambda: channel.interaction_finished(interaction_id=interaction.pk))
+    transaction.on_commit(
+        lambda: channel.interaction_finished(interaction_id=interaction.pk), robust=True
+    )
     return interaction
 
 
@@ -1005,7 +1008,9 @@ def interaction_abandon_locked(
     interaction.save(update_fields=["status", "finished_at", "close_reason", *fields])
     event.save()
     channel = get_channel(interaction.channel_kind)
-    transaction.on_commit(lambda: channel.interaction_abandoned(interaction_id=interaction.pk))
+    transaction.on_commit(
+        lambda: channel.interaction_abandoned(interaction_id=interaction.pk), robust=True
+    )
     return interaction
 
 
@@ -1135,8 +1140,10 @@ def sweep_queue_timeouts(
     InteractionEvent.objects.bulk_create(events)
     for interaction in due:
         channel = get_channel(interaction.channel_kind)
+        # Robust: one conversation's failure must not cost the others their bot.
         transaction.on_commit(
-            lambda c=channel, pk=interaction.pk: c.interaction_timed_out(interaction_id=pk)
+            lambda c=channel, pk=interaction.pk: c.interaction_timed_out(interaction_id=pk),
+            robust=True,
         )
     return [i.pk for i in due]
 

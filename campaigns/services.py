@@ -23,6 +23,7 @@ from campaigns.models import (
 )
 from campaigns.phone import normalize_e164
 from campaigns.tasks import route_campaign_task
+from contactcenter.celery import publish_on_commit
 from contactcenter.exceptions import ApplicationError
 
 CSV_IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -297,7 +298,7 @@ def interaction_enqueue_new(
         reason="new conversation",
         now=now,
     )
-    route_campaign_task.delay_on_commit(campaign.pk)
+    publish_on_commit(route_campaign_task, campaign.pk)
     return interaction
 
 

@@ -25,6 +25,7 @@ from campaigns.services import (
     interaction_start_outbound,
     interaction_touch,
 )
+from contactcenter.celery import publish_on_commit
 from contactcenter.exceptions import ApplicationError
 from sms_channel.models import Connector, Message, PhoneNumber, SmsChannel, account_sid_validator
 from sms_channel.providers import ProviderError, get_provider
@@ -441,7 +442,7 @@ def _queue_outbound(
     )
     from sms_channel.tasks import send_sms_task
 
-    send_sms_task.delay_on_commit(message.pk)
+    publish_on_commit(send_sms_task, message.pk)
     return message
 
 
