@@ -134,16 +134,29 @@ class DateOrDateTimeField(serializers.Field):
             self.fail("invalid")
         if timezone.is_naive(value):
             value = value.replace(tzinfo=datetime.UTC)
-        return value
+        try:
+            # The database stores UTC: an offset may push it past year 1 or 9999.
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            self.fail("invalid")
+
+
+# The largest id a 64-bit key holds; SQLite cannot even compare with a larger one.
+MAX_ID = 2**63 - 1
 
 
 class InteractionFilterSerializer(serializers.Serializer):
     """The list's query parameters; an invalid one answers 400 naming it."""
 
-    campaign = serializers.IntegerField(required=False, min_value=1, help_text="A campaign id.")
+    campaign = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="A campaign id."
+    )
     status = serializers.ChoiceField(choices=Interaction.Status.choices, required=False)
     agent = serializers.IntegerField(
-        required=False, min_value=1, help_text="The id of the agent holding the conversation."
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The id of the agent holding the conversation.",
     )
     created_after = DateOrDateTimeField(
         required=False,

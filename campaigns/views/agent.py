@@ -73,7 +73,7 @@ def agent_required(view):
             if request.htmx:
                 # A poll after the session ended: the whole page goes to sign in,
                 # not a sign-in form swapped into a list.
-                page = request.htmx.current_url_abs_path or reverse("agent:console")
+                page = _current_page(request) or reverse("agent:console")
                 return HttpResponseClientRedirect(redirect_to_login(page).url)
             return redirect_to_login(request.get_full_path())
         if not request.user.groups.filter(name=AGENTS_GROUP).exists():
@@ -81,6 +81,15 @@ def agent_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _current_page(request: HttpRequest) -> str | None:
+    """The page an htmx request came from, if it is on this site."""
+    try:
+        return request.htmx.current_url_abs_path
+    except ValueError:
+        # django-htmx parses HX-Current-URL when read; urlsplit refuses some junk.
+        return None
 
 
 # Permission-checked getters: another agent's conversation does not exist.

@@ -39,7 +39,7 @@ def supervisor_required(view):
             if request.htmx:
                 # A poll after the session ended: leave the page for the sign-in
                 # page instead of swapping the sign-in form into a fragment.
-                page = request.htmx.current_url_abs_path or request.get_full_path()
+                page = _current_page(request) or request.get_full_path()
                 return HttpResponseClientRedirect(redirect_to_login(page).url)
             return redirect_to_login(request.get_full_path())
         if not is_supervisor(request.user):
@@ -47,6 +47,15 @@ def supervisor_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _current_page(request: HttpRequest) -> str | None:
+    """The page an htmx request came from, if it is on this site."""
+    try:
+        return request.htmx.current_url_abs_path
+    except ValueError:
+        # django-htmx parses HX-Current-URL when read; urlsplit refuses some junk.
+        return None
 
 
 @supervisor_required
@@ -101,7 +110,9 @@ def _chart(dashboard: CampaignDashboard) -> str:
 @require_POST
 def reassign(request: HttpRequest, campaign_id: int, interaction_id: int) -> HttpResponse:
     """Give a conversation (waiting or held) to another member of the campaign."""
-    form = ReassignForm(request.POST, campaign_id=campaign_id)
+    # Looked up first: an id past the 64-bit range in the members query raised on SQLite.
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    form = ReassignForm(request.POST, campaign_id=campaign.pk)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return redirect("supervisor:campaign", campaign_id=campaign_id)
