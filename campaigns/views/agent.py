@@ -9,17 +9,12 @@ their own conversations: the `access_*` getters answer 404 for anyone
 else's, and the services check again under the row lock.
 """
 
-import functools
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from campaigns.channels import get_channel
 from campaigns.forms import (
@@ -58,38 +53,18 @@ from campaigns.selectors import (
     transfer_targets,
 )
 from campaigns.services import interaction_mark_read
+from campaigns.views import role_required
 from contactcenter.exceptions import ApplicationError
 
 # Agents start conversations by SMS: the one channel that can open them.
 OUTBOUND_CHANNEL = "sms"
 
 
-def agent_required(view):
-    """Signed-in users of the Agents group only: others are sent to sign in, or refused."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            if request.htmx:
-                # A poll after the session ended: the whole page goes to sign in,
-                # not a sign-in form swapped into a list.
-                page = _current_page(request) or reverse("agent:console")
-                return HttpResponseClientRedirect(redirect_to_login(page).url)
-            return redirect_to_login(request.get_full_path())
-        if not request.user.groups.filter(name=AGENTS_GROUP).exists():
-            raise PermissionDenied("The agent console is for agents.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def _current_page(request: HttpRequest) -> str | None:
-    """The page an htmx request came from, if it is on this site."""
-    try:
-        return request.htmx.current_url_abs_path
-    except ValueError:
-        # django-htmx parses HX-Current-URL when read; urlsplit refuses some junk.
-        return None
+agent_required = role_required(
+    allowed=lambda user: user.groups.filter(name=AGENTS_GROUP).exists(),
+    refusal="The agent console is for agents.",
+    poll_fallback=lambda request: reverse("agent:console"),
+)
 
 
 # Permission-checked getters: another agent's conversation does not exist.

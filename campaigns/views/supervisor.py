@@ -6,17 +6,12 @@ htmx to poll. Actions are plain POSTs that call one service and redirect back
 with a flash message, so everything works without JavaScript.
 """
 
-import functools
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from campaigns.charts import hourly_chart_svg
 from campaigns.forms import CloseForm, ReassignForm
@@ -24,38 +19,18 @@ from campaigns.models import Campaign
 from campaigns.permissions import is_supervisor
 from campaigns.routing import interaction_close, interaction_reassign
 from campaigns.selectors import CampaignDashboard, campaign_dashboard, campaigns_overview
+from campaigns.views import role_required
 from contactcenter.exceptions import ApplicationError
 
 # How often the live parts of the pages refresh (htmx polling).
 POLL_SECONDS = 3
 
 
-def supervisor_required(view):
-    """Send anonymous visitors to sign in; refuse anyone but supervisors (403)."""
-
-    @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            if request.htmx:
-                # A poll after the session ended: leave the page for the sign-in
-                # page instead of swapping the sign-in form into a fragment.
-                page = _current_page(request) or request.get_full_path()
-                return HttpResponseClientRedirect(redirect_to_login(page).url)
-            return redirect_to_login(request.get_full_path())
-        if not is_supervisor(request.user):
-            raise PermissionDenied("The supervisor dashboard is for supervisors.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-def _current_page(request: HttpRequest) -> str | None:
-    """The page an htmx request came from, if it is on this site."""
-    try:
-        return request.htmx.current_url_abs_path
-    except ValueError:
-        # django-htmx parses HX-Current-URL when read; urlsplit refuses some junk.
-        return None
+supervisor_required = role_required(
+    allowed=is_supervisor,
+    refusal="The supervisor dashboard is for supervisors.",
+    poll_fallback=lambda request: request.get_full_path(),
+)
 
 
 @supervisor_required
