@@ -23,7 +23,7 @@ from bots.runner import BotFailure, Context, Next, Reply, post_webhook, run_step
 from bots.steps import WebhookOptions, ask_options
 from campaigns.channels import get_channel
 from campaigns.locks import interaction_locked
-from campaigns.models import Interaction, InteractionEvent
+from campaigns.models import Interaction, InteractionEvent, display_name
 from campaigns.routing import interaction_bot_finish, interaction_bot_requeue
 from campaigns.selectors import queue_placeholders
 from contactcenter.celery import publish_on_commit
@@ -235,7 +235,7 @@ def _context(session: BotSession, now: datetime.datetime) -> Context:
     values = {
         "customer_number": interaction.customer_number,
         "campaign": interaction.campaign.name,
-        "agent_name": (agent.get_full_name() or agent.get_username()) if agent else "",
+        "agent_name": display_name(agent),
         **queue_placeholders(interaction=interaction, now=now),
     }
     payload = {

@@ -7,7 +7,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
 
-from campaigns.models import MIDNIGHT, AgentProfile, BlacklistEntry, Member, OpeningHours
+from campaigns.models import (
+    MIDNIGHT,
+    AgentProfile,
+    BlacklistEntry,
+    Member,
+    OpeningHours,
+    display_name,
+)
 from campaigns.phone import E164FormField
 from campaigns.segments import MAX_SMS_BODY
 
@@ -232,10 +239,6 @@ class CloseForm(forms.Form):
 # so building a form runs no query; the services check the rest again.
 
 
-def _person(user: User) -> str:
-    return user.get_full_name() or user.get_username()
-
-
 class AgentStatusForm(forms.Form):
     status = forms.ChoiceField(choices=AgentProfile.Status.choices)
 
@@ -277,7 +280,7 @@ class TransferToAgentForm(_PickForm):
 
     def __init__(self, *args, agents: list[User], **kwargs) -> None:
         super().__init__(
-            *args, objects=agents, empty_label="Choose an agent…", label=_person, **kwargs
+            *args, objects=agents, empty_label="Choose an agent…", label=display_name, **kwargs
         )
 
 

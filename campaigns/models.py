@@ -18,6 +18,13 @@ SUPERVISORS_GROUP = "Supervisors"
 MIDNIGHT = datetime.time(0, 0)
 
 
+def display_name(user) -> str:
+    """A person as the pages, messages and the API name them: full name, else username."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
 class Campaign(models.Model):
     name = models.CharField(max_length=100, unique=True)
     active = models.BooleanField(
@@ -194,7 +201,7 @@ class Agent(User):
         proxy = True
 
     def __str__(self) -> str:
-        return self.get_full_name() or self.username
+        return display_name(self)
 
 
 class AgentProfile(models.Model):

@@ -45,6 +45,7 @@ from campaigns.models import (
     Interaction,
     InteractionEvent,
     Member,
+    display_name,
 )
 from campaigns.permissions import is_supervisor
 from campaigns.services import _transition, refuse_second_open
@@ -274,7 +275,7 @@ def _require_eligible(
 
     Lock precondition: any interaction rows involved are already locked.
     """
-    name = agent.get_full_name() or agent.get_username()
+    name = display_name(agent)
     if not agent.is_active:
         raise ApplicationError(f"{name} is deactivated.")
     if not Member.objects.filter(campaign=campaign, agent=agent, active=True).exists():
@@ -700,6 +701,17 @@ def interaction_transfer_to_agent(
     return interaction
 
 
+def _tell_channel_on_commit(interaction: Interaction, hook: str) -> None:
+    """Call the channel's `hook` for this conversation once the transaction commits.
+
+    Robust: a failing hook (the broker down while it starts a bot) is logged
+    and must not cost the other conversations of the same commit theirs.
+    """
+    notify = getattr(get_channel(interaction.channel_kind), hook)
+    interaction_id = interaction.pk
+    transaction.on_commit(lambda: notify(interaction_id=interaction_id), robust=True)
+
+
 def _holders(interaction: Interaction) -> list[int]:
     """The agents whose load includes this conversation."""
     return [a for a in (interaction.agent_id, interaction.transfer_to_id) if a]
@@ -956,10 +968,7 @@ def _finish(
     )
     event.save()
     _schedule_routing_for_agents(released)
-    channel = get_channel(interaction.channel_kind)
-    transaction.on_commit(
-        lambda: channel.interaction_finished(interaction_id=interaction.pk), robust=True
-    )
+    _tell_channel_on_commit(interaction, "interaction_finished")
     return interaction
 
 
@@ -1007,10 +1016,7 @@ def interaction_abandon_locked(
     interaction.close_reason = reason
     interaction.save(update_fields=["status", "finished_at", "close_reason", *fields])
     event.save()
-    channel = get_channel(interaction.channel_kind)
-    transaction.on_commit(
-        lambda: channel.interaction_abandoned(interaction_id=interaction.pk), robust=True
-    )
+    _tell_channel_on_commit(interaction, "interaction_abandoned")
     return interaction
 
 
@@ -1139,12 +1145,7 @@ def sweep_queue_timeouts(
     )
     InteractionEvent.objects.bulk_create(events)
     for interaction in due:
-        channel = get_channel(interaction.channel_kind)
-        # Robust: one conversation's failure must not cost the others their bot.
-        transaction.on_commit(
-            lambda c=channel, pk=interaction.pk: c.interaction_timed_out(interaction_id=pk),
-            robust=True,
-        )
+        _tell_channel_on_commit(interaction, "interaction_timed_out")
     return [i.pk for i in due]
 
 

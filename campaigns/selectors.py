@@ -34,6 +34,7 @@ from campaigns.models import (
     Interaction,
     InteractionEvent,
     Member,
+    display_name,
 )
 from campaigns.routing import agent_loads, eligible_agents
 
@@ -665,7 +666,7 @@ def campaign_members(*, campaign: Campaign, now: datetime.datetime) -> list[Memb
         rows.append(
             MemberRow(
                 member=member,
-                name=member.agent.get_full_name() or member.agent.get_username(),
+                name=display_name(member.agent),
                 status=profile.status if profile else AgentProfile.Status.OFFLINE,
                 status_label=(
                     profile.get_status_display() if profile else AgentProfile.Status.OFFLINE.label
@@ -690,11 +691,11 @@ def campaign_in_progress(*, campaign: Campaign, now: datetime.datetime) -> list[
     return [
         HeldEntry(
             interaction=interaction,
-            agent_name=_name(interaction.agent),
+            agent_name=display_name(interaction.agent),
             held_seconds=(
                 (now - interaction.assigned_at).total_seconds() if interaction.assigned_at else None
             ),
-            transfer_to_name=_name(interaction.transfer_to),
+            transfer_to_name=display_name(interaction.transfer_to),
             transfer_left_seconds=(
                 max((interaction.transfer_deadline_at - now).total_seconds(), 0.0)
                 if interaction.status == Interaction.Status.TRANSFERRING
@@ -704,10 +705,6 @@ def campaign_in_progress(*, campaign: Campaign, now: datetime.datetime) -> list[
         )
         for interaction in held
     ]
-
-
-def _name(user) -> str:
-    return (user.get_full_name() or user.get_username()) if user else ""
 
 
 def campaign_hourly(*, campaign: Campaign, now: datetime.datetime) -> list[HourStatistics]:
@@ -1022,7 +1019,9 @@ def conversation_timeline(*, interaction: Interaction) -> list[TimelineItem]:
     for event in events:
         user_ids |= {v for k in _EVENT_AGENT_KEYS if isinstance(v := event.data.get(k), int)}
         campaign_ids |= {v for k in _EVENT_CAMPAIGN_KEYS if isinstance(v := event.data.get(k), int)}
-    users = {user.pk: _person(user) for user in get_user_model().objects.filter(pk__in=user_ids)}
+    users = {
+        user.pk: display_name(user) for user in get_user_model().objects.filter(pk__in=user_ids)
+    }
     campaigns = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "name"))
     # Events first at equal times: the state change, then what was said in it.
     items = [
@@ -1048,10 +1047,6 @@ def last_customer_message_at(timeline: list[TimelineItem]) -> datetime.datetime 
 _EVENT_AGENT_KEYS = ("agent", "from_agent", "to_agent")
 _EVENT_CAMPAIGN_KEYS = ("from_campaign", "to_campaign")
 _STATUS_LABELS = dict(Interaction.Status.choices)
-
-
-def _person(user) -> str:
-    return user.get_full_name() or user.get_username()
 
 
 def _event_note(event: InteractionEvent, users: dict[int, str], campaigns: dict[int, str]) -> str:

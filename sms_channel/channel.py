@@ -8,7 +8,7 @@ from bots.models import BotSession
 from bots.selectors import satisfaction
 from bots.services import bot_hand_over, bot_start, bot_stop
 from campaigns.channels import QueueSettings, TranscriptEntry
-from campaigns.models import Interaction
+from campaigns.models import Interaction, display_name
 from sms_channel.models import Message, SmsChannel
 
 _QUEUE_FIELDS = (
@@ -51,9 +51,7 @@ class Sms:
             TranscriptEntry(
                 at=m.created_at,
                 who=m.sender,
-                author=(m.sender_user.get_full_name() or m.sender_user.get_username())
-                if m.sender_user
-                else "",
+                author=display_name(m.sender_user),
                 body=m.body,
                 media=[item.get("url", "") for item in m.media if isinstance(item, dict)],
                 delivery=m.get_status_display()

@@ -19,6 +19,7 @@ from campaigns.models import (
     Campaign,
     Interaction,
     InteractionEvent,
+    display_name,
 )
 from campaigns.services import BLACKLIST_BULK_MAX_ROWS, BulkRowStatus
 
@@ -29,7 +30,7 @@ class UserSummarySerializer(serializers.Serializer):
     name = serializers.SerializerMethodField()
 
     def get_name(self, user: User) -> str:
-        return user.get_full_name() or user.get_username()
+        return display_name(user)
 
 
 class CampaignSummarySerializer(serializers.Serializer):

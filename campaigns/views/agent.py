@@ -25,7 +25,7 @@ from campaigns.forms import (
     TransferToAgentForm,
     TransferToCampaignForm,
 )
-from campaigns.models import AGENTS_GROUP, AgentProfile, Interaction
+from campaigns.models import AGENTS_GROUP, AgentProfile, Interaction, display_name
 from campaigns.routing import (
     agent_heartbeat,
     agent_set_status,
@@ -283,8 +283,7 @@ def transfer_to_agent(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"Offered to {to_agent.get_full_name() or to_agent.get_username()}; "
-            "it stays yours until they accept.",
+            f"Offered to {display_name(to_agent)}; it stays yours until they accept.",
         )
     return redirect("agent:conversation", pk=pk)
 

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.charts import hourly_chart_svg
 from campaigns.forms import CloseForm, ReassignForm
-from campaigns.models import Campaign
+from campaigns.models import Campaign, display_name
 from campaigns.permissions import is_supervisor
 from campaigns.routing import interaction_close, interaction_reassign
 from campaigns.selectors import CampaignDashboard, campaign_dashboard, campaigns_overview
@@ -98,7 +98,7 @@ def reassign(request: HttpRequest, campaign_id: int, interaction_id: int) -> Htt
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        name = agent.get_full_name() or agent.get_username()
+        name = display_name(agent)
         messages.success(request, f"Conversation #{interaction_id} is now with {name}.")
     return redirect("supervisor:campaign", campaign_id=campaign_id)
 
